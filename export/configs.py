@@ -1,0 +1,31 @@
+"""SegFormer architectures as data: the true MiT-B5 face parser and tiny test/dev configs."""
+
+from __future__ import annotations
+
+from transformers import SegformerConfig
+
+from webapp.labels import ID2LABEL, LABEL2ID
+
+ARCHITECTURES = ["SegformerForSemanticSegmentation"]
+
+# jonathandinu/face-parsing (MiT-B5 encoder, 768-wide all-MLP decoder, 19 CelebAMask-HQ labels).
+MIT_B5 = dict(depths=[3, 6, 40, 3], hidden_sizes=[64, 128, 320, 512], num_attention_heads=[1, 2, 5, 8],
+              decoder_hidden_size=768)
+# nvidia/mit-b0 shape: the small fast parser.
+MIT_B0 = dict(depths=[2, 2, 2, 2], hidden_sizes=[32, 64, 160, 256], num_attention_heads=[1, 2, 5, 8],
+              decoder_hidden_size=256)
+# A few hundred thousand parameters: trains on CPU in minutes, exports in seconds.
+TINY = dict(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 128], num_attention_heads=[1, 1, 2, 4],
+            decoder_hidden_size=64)
+
+PRESETS = {"mit-b5": MIT_B5, "mit-b0": MIT_B0, "tiny": TINY}
+
+
+def face_parser_config(preset: str = "tiny") -> SegformerConfig:
+    """A ``SegformerConfig`` for ``preset`` with the 19 face labels and ``architectures`` set."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown SegFormer preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    config = SegformerConfig(num_labels=len(ID2LABEL), id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
+                             **PRESETS[preset])
+    config.architectures = list(ARCHITECTURES)
+    return config

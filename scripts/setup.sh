@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One set-up for the README's two commands and CI: system packages, Python venv, npm vendor files.
+# Idempotent: each step is skipped when already done (stamp files keyed on the inputs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=.venv
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}   # CPU build on this machine; GPU users install their CUDA torch first
+WITH_TEST=${WITH_TEST:-0}
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. System packages (tests only): Debian Chromium for the browser tests.
+if [ "$WITH_TEST" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  log "installing Debian chromium (browser tests)"
+  SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if [ "$WITH_TEST" = 1 ] && ! command -v node >/dev/null 2>&1; then
+  log "installing Node.js (transformers.js tests)"
+  SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+# 2. Python: torch first (so the range in pyproject never pulls a CUDA build), then the project.
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  log "installing $TORCH_SPEC"
+  "$VENV/bin/pip" install -q "$TORCH_SPEC"
+fi
+extra=""; [ "$WITH_TEST" = 1 ] && extra="[test]"
+stamp=".setup-stamp-py$extra"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "installing face-studio$extra into $VENV"
+  "$VENV/bin/pip" install -q -e ".$extra"
+  touch "$stamp"
+fi
+
+# 3. Browser vendor files: transformers.js + ONNX Runtime Web, pinned by package-lock.json, copied
+#    into static/vendor/ (served by our server; never a CDN). onnxruntime-node's install script
+#    reaches a host we don't need, so it is skipped.
+if [ ! -f static/vendor/transformers.min.js ] || [ package-lock.json -nt static/vendor/transformers.min.js ]; then
+  log "npm ci (transformers.js) and vendoring into static/vendor/"
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+  mkdir -p static/vendor
+  dist=node_modules/@huggingface/transformers/dist
+  cp "$dist/transformers.min.js" static/vendor/
+  ort=node_modules/onnxruntime-web/dist
+  [ -d "$dist/../node_modules/onnxruntime-web/dist" ] && ort="$dist/../node_modules/onnxruntime-web/dist"
+  cp "$ort"/ort-wasm-simd-threaded.{mjs,wasm} static/vendor/
+  cp "$ort"/ort-wasm-simd-threaded.jsep.{mjs,wasm} static/vendor/ 2>/dev/null || true
+  cp "$ort"/ort-wasm-simd-threaded.asyncify.{mjs,wasm} static/vendor/ 2>/dev/null || true
+fi
+
+# 4. Generated label table for the browser (one source of truth: webapp/labels.py).
+"$VENV/bin/python" -c "from webapp.labels import write_labels_json; write_labels_json('static/labels.json')"
+log "ready"

@@ -1,0 +1,49 @@
+"""Session fixtures shared by every test area: a tiny face parser built locally and its export.
+
+Models are built here with random weights (or trained a few steps elsewhere), saved to a temp folder
+and loaded back through the same public path a user's model takes (``from_pretrained(folder)``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: anything that tries to reach it fails loudly
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def build_tiny_parser(folder: Path, seed: int = 0, preset: str = "tiny") -> Path:
+    """Save a randomly initialised 19-label SegFormer (and its image processor) to ``folder``."""
+    import torch
+    from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    from export.configs import face_parser_config
+    from webapp.preprocess import preprocessor_config
+
+    torch.manual_seed(seed)
+    model = SegformerForSemanticSegmentation(face_parser_config(preset)).eval()
+    model.save_pretrained(folder)
+    cfg = preprocessor_config()
+    cfg.pop("image_processor_type")
+    SegformerImageProcessor(**cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_parser_dir(tmp_path_factory) -> Path:
+    """A tiny random SegFormer face parser saved with ``save_pretrained``."""
+    return build_tiny_parser(tmp_path_factory.mktemp("tiny-parser") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_export_dir(tiny_parser_dir, tmp_path_factory) -> Path:
+    """``tiny_parser_dir`` exported by ``face-studio export`` (fp32, fp16, q8) — the layout the browser reads."""
+    from webapp.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-export") / "face-parsing"
+    rc = main(["export", "--model", str(tiny_parser_dir), "--out", str(out)])
+    assert rc == 0, "face-studio export failed on the tiny parser"
+    return out

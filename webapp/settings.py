@@ -1,0 +1,34 @@
+"""Server settings: one dataclass filled by ``face-studio serve`` flags (or by tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = REPO_ROOT / "static"
+DEFAULT_PARSER_DIR = STATIC_DIR / "models" / "face-parsing"
+DEFAULT_PARSER_SOURCE = "jonathandinu/face-parsing"
+DEFAULT_SD_MODEL = "stabilityai/stable-diffusion-3.5-medium"
+
+
+@dataclass
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: tuple[str, str] | None = None
+    # Face parser: an export folder made by `face-studio export`.
+    parser_dir: Path = DEFAULT_PARSER_DIR
+    # Generation: hub id or local diffusers folder; loaded lazily on first use.
+    sd_model: str = DEFAULT_SD_MODEL
+    # "cuda" when present; "cpu" only when asked for (small or dev models).
+    device: str | None = None
+    # "auto" picks from the GPU's memory; see webapp.generation for the modes.
+    memory_mode: str = "auto"
+    # LoRA files or hub ids to load at start, with scales.
+    loras: list[tuple[str, float]] = field(default_factory=list)
+    # Queue: one generation at a time per GPU, at most this many waiting.
+    max_queue: int = 16
+    # Where generated images are kept for the session gallery.
+    output_dir: Path = REPO_ROOT / "outputs"
