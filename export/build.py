@@ -1,0 +1,205 @@
+"""``face-studio export``: one documented entry point, numbered steps, atomic output.
+
+    export_model("jonathandinu/face-parsing", "static/models/face-parsing")
+
+writes, in the layout transformers.js v4 reads::
+
+    config.json  preprocessor_config.json  labels.json  model.safetensors  manifest.json
+    onnx/model.onnx  onnx/model_fp16.onnx  onnx/model_quantized.onnx
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from export import manifest as manifest_io
+from export import onnx_build, source, validation
+from export.spec import DTYPE_FILES, DTYPES, FIDELITY, MANIFEST_VERSION
+from webapp import __version__
+from webapp.errors import UserError
+from webapp.labels import write_labels_json
+from webapp.preprocess import INPUT_SIZE, preprocessor_config
+
+EvalFn = Callable[[Path, Path], dict]
+
+
+def parse_dtypes(spec: str | Iterable[str]) -> list[str]:
+    """``"fp32,q8"`` → ``["fp32", "q8"]`` (fp32 always first: the others are built from it)."""
+    items = [d.strip().lower() for d in (spec.split(",") if isinstance(spec, str) else spec) if d.strip()]
+    unknown = [d for d in items if d not in DTYPES]
+    if unknown or not items:
+        raise UserError(f"--dtypes: unknown dtype(s) {', '.join(unknown) or '(none given)'}; "
+                        f"choose from {', '.join(DTYPES)} (comma-separated).")
+    return ["fp32"] + [d for d in DTYPES if d in items and d != "fp32"]
+
+
+def export_model(
+    model: str,
+    out: str | Path,
+    *,
+    revision: str | None = None,
+    dtypes: str | Iterable[str] = DTYPES,
+    force: bool = False,
+    labels_ok: bool = False,
+    eval_data: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Export a SegFormer face parser (hub id or folder) to ``out``; return ``out``.
+
+    Same source, revision and dtypes as the manifest already at ``out``: nothing to do unless ``force``.
+    Everything is written to a sibling temp folder and renamed into place at the end, so a failure or
+    an interrupt never leaves a half-written ``out``.
+    """
+    # 1. Check inputs (cheap checks before any download or model load).
+    wanted = parse_dtypes(dtypes)
+    out = Path(out).expanduser().resolve()
+    if eval_data is not None and not Path(eval_data).is_dir():
+        raise UserError(f"--eval-data {eval_data}: no such folder (it needs images/ and masks/).")
+    _check_writable(out)
+    src = source.resolve(model, revision)
+
+    # 2. Nothing to do when the same export is already there.
+    existing = manifest_io.read(out)
+    if existing and not force and _same_export(existing, src, wanted, eval_data):
+        _say(progress, f"{out} is already an export of {src.location} @ {src.revision}: nothing to do "
+                       "(--force to rebuild).")
+        return out
+    if out.exists() and not force and not existing:
+        raise UserError(f"--out {out} exists and is not a face-studio export: choose another folder or "
+                        "pass --force to replace it.")
+
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "onnx").mkdir(parents=True)
+        record = _build(src, tmp, wanted, labels_ok, eval_data, progress)
+        manifest_io.write(tmp, record)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _say(progress, f"exported {src.location} → {out}")
+    return out
+
+
+def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
+           eval_data: str | Path | None, progress: bool) -> dict:
+    bar = tqdm(total=4 + len(wanted), desc="export", unit="stage", disable=not progress, file=sys.stderr)
+
+    # 3. Load the PyTorch model (safetensors only) and save the browser-side files next to it.
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    bar.set_postfix_str("loading model")
+    model, labels = source.load(src, labels_ok=labels_ok)
+    model.save_pretrained(tmp)  # config.json (architectures, id2label) + model.safetensors
+    config = json.loads((tmp / "config.json").read_text())
+    config["architectures"] = ["SegformerForSemanticSegmentation"]
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(), indent=2) + "\n")
+    write_labels_json(tmp / "labels.json")
+    bar.update()
+
+    # 4. ONNX graphs: fp32 traced from PyTorch; fp16 and q8 converted from fp32.
+    bar.set_postfix_str("fp32 graph")
+    onnx_build.export_fp32(model, tmp / DTYPE_FILES["fp32"], size=INPUT_SIZE)
+    bar.update()
+    for dtype in wanted[1:]:
+        bar.set_postfix_str(f"{dtype} graph")
+        onnx_build.BUILDERS[dtype](tmp / DTYPE_FILES["fp32"], tmp / DTYPE_FILES[dtype])
+        bar.update()
+
+    # 5. Fidelity of every dtype against PyTorch on the validation images, and CPU latency.
+    bar.set_postfix_str("fidelity")
+    images = validation.validation_images()
+    from webapp.preprocess import to_pixel_values
+
+    reference = [validation.torch_logits(model, to_pixel_values([im]))[0] for im in images]
+    per_dtype = {}
+    for dtype in tqdm(wanted, desc="fidelity", unit="dtype", disable=not progress, leave=False,
+                      file=sys.stderr):
+        session = validation.ort_session(tmp / DTYPE_FILES[dtype])
+        stats = validation.fidelity(session, images, reference)
+        stats["cpu_latency_ms"] = round(validation.latency_ms(session, FIDELITY.latency_size,
+                                                              FIDELITY.latency_runs), 2)
+        per_dtype[dtype] = {"file": DTYPE_FILES[dtype], **stats}
+    fp32_err = per_dtype["fp32"]["max_abs_logit_diff"]
+    if fp32_err > FIDELITY.fp32_max_abs:
+        raise RuntimeError(f"the fp32 ONNX graph differs from PyTorch by {fp32_err:.2e} (limit "
+                           f"{FIDELITY.fp32_max_abs:.0e}): the export is wrong; please report it.")
+    bar.update()
+
+    # 6. Optional: task metrics on the user's labelled data (face-studio evaluate).
+    evaluation = None
+    if eval_data is not None:
+        bar.set_postfix_str("evaluating on --eval-data")
+        from webapp.finetune.evaluate import evaluate_export
+
+        manifest_io.write(tmp, {"dtypes": per_dtype})  # evaluate_export reads which dtypes exist
+        evaluation = {"data": str(Path(eval_data).resolve()),
+                      "metrics": evaluate_export(tmp, Path(eval_data), dtypes=wanted)}
+    bar.update()
+    bar.close()
+
+    return {
+        "format": MANIFEST_VERSION,
+        "tool": f"face-studio {__version__}",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"model": src.location, "kind": src.kind, "revision": src.revision},
+        "labels": labels,
+        "input": {"name": "pixel_values", "size": INPUT_SIZE, "layout": "NCHW", "dtype": "float32"},
+        "output": {"name": "logits", "stride": 4},
+        "validation": {"images": [list(im.size) for im in images],
+                       "note": "synthetic test cards; agreement with PyTorch, not accuracy"},
+        "dtypes": per_dtype,
+        "evaluation": evaluation,
+        "files": manifest_io.file_entries(tmp),
+    }
+
+
+def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_data) -> bool:
+    prev = existing.get("source", {})
+    return (prev.get("model") == src.location and prev.get("revision") == src.revision
+            and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation")))
+
+
+def _check_writable(out: Path) -> None:
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".{out.name}.write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write there ({err.strerror or err}): choose a folder you can "
+                        "write to.") from None
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a folder path.")
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is kept aside until the new one is in place."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr)

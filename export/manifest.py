@@ -1,0 +1,40 @@
+"""``manifest.json``: what was exported from where, each file's size and sha256, each dtype's fidelity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from export.spec import MANIFEST
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entries(folder: Path) -> dict[str, dict]:
+    """``{relative path: {bytes, sha256}}`` for every file in ``folder`` except the manifest."""
+    return {
+        p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256(p)}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def write(folder: Path, manifest: dict) -> Path:
+    path = folder / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def read(folder: Path) -> dict | None:
+    """The manifest in ``folder``, or None if there is none or it is unreadable."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,38 @@
+"""What an export is: file layout, dtypes, graph settings and fidelity checks, as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# transformers.js v4 file names per dtype (it picks `onnx/model{suffix}.onnx` from `dtype`).
+DTYPE_FILES: dict[str, str] = {
+    "fp32": "onnx/model.onnx",
+    "fp16": "onnx/model_fp16.onnx",
+    "q8": "onnx/model_quantized.onnx",
+}
+DTYPES: tuple[str, ...] = tuple(DTYPE_FILES)
+
+OPSET = 17  # opset 17: LayerNormalization is a single op; supported by ORT web and native
+INPUT_NAME = "pixel_values"
+OUTPUT_NAME = "logits"
+DYNAMIC_AXES = {
+    INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+    OUTPUT_NAME: {0: "batch", 2: "logits_height", 3: "logits_width"},
+}
+DEFAULT_SOURCE = "jonathandinu/face-parsing"
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FidelitySpec:
+    """How each dtype is checked against PyTorch; the numbers land in manifest.json."""
+
+    # fp32 graph must match eager PyTorch this closely (max |logit diff|); export fails beyond it.
+    fp32_max_abs: float = 1e-3
+    # Latency: median over this many runs after one warm-up, one 512×512 frame.
+    latency_runs: int = 5
+    latency_size: int = 512
+
+
+FIDELITY = FidelitySpec()
