@@ -91,7 +91,7 @@ def check_labels(id2label: dict, labels_ok: bool) -> list[str]:
     if got == list(NAMES) or labels_ok:
         return got
     if sorted(got) == sorted(NAMES):
-        wrong = [f"{i}: {g} (expected {e})" for i, (g, e) in enumerate(zip(got, NAMES)) if g != e]
+        wrong = [f"{i}: {g} (expected {e})" for i, (g, e) in enumerate(zip(got, NAMES, strict=True)) if g != e]
         problem = "has the 19 face labels in another order — " + "; ".join(wrong[:6])
     else:
         missing = [n for n in NAMES if n not in got]

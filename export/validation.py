@@ -59,7 +59,7 @@ def ort_session(path: Path, threads: int | None = None):
 def fidelity(session, images: list[Image.Image], reference: list[np.ndarray]) -> dict:
     """Max |logit − reference| and % of pixels whose label equals the reference's, over ``images``."""
     max_abs, same, total = 0.0, 0, 0
-    for image, ref in zip(images, reference):
+    for image, ref in zip(images, reference, strict=True):
         logits = session.run(None, {session.get_inputs()[0].name: to_pixel_values([image])})[0][0]
         max_abs = max(max_abs, float(np.abs(logits - ref).max()))
         w, h = image.size
