@@ -1,0 +1,209 @@
+"""`face-studio export` and `verify` on a tiny SegFormer built here: layout, parity, errors, atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import SegformerForSemanticSegmentation
+
+from export import build
+from export.manifest import sha256
+from export.validation import ort_session
+from tests.conftest import build_tiny_parser
+from webapp.cli import main
+from webapp.labels import ID2LABEL, NAMES
+from webapp.preprocess import logits_to_labels, to_pixel_values
+
+LAYOUT = ["config.json", "preprocessor_config.json", "labels.json", "model.safetensors", "manifest.json",
+          "onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/model_quantized.onnx"]
+
+
+def test_layout_and_config(tiny_export_dir: Path) -> None:
+    for rel in LAYOUT:
+        assert (tiny_export_dir / rel).is_file(), rel
+    config = json.loads((tiny_export_dir / "config.json").read_text())
+    assert config["architectures"] == ["SegformerForSemanticSegmentation"]
+    assert [config["id2label"][str(i)] for i in range(19)] == list(NAMES)
+    pre = json.loads((tiny_export_dir / "preprocessor_config.json").read_text())
+    assert pre["size"] == {"height": 512, "width": 512}
+    assert [p.name for p in tiny_export_dir.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_manifest_hashes_and_fidelity(tiny_export_dir: Path, tiny_parser_dir: Path) -> None:
+    manifest = json.loads((tiny_export_dir / "manifest.json").read_text())
+    assert set(manifest["files"]) == set(LAYOUT) - {"manifest.json"}
+    for rel, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256(tiny_export_dir / rel), rel
+        assert entry["bytes"] == (tiny_export_dir / rel).stat().st_size, rel
+    assert manifest["source"]["model"] == str(tiny_parser_dir.resolve())
+    assert manifest["source"]["revision"].startswith("sha256:")
+    assert manifest["labels"] == list(NAMES)
+    for dtype in ("fp32", "fp16", "q8"):
+        stats = manifest["dtypes"][dtype]
+        assert stats["cpu_latency_ms"] > 0
+        assert 0 <= stats["label_agreement_pct"] <= 100
+    assert manifest["dtypes"]["fp32"]["max_abs_logit_diff"] < 1e-4
+    assert manifest["dtypes"]["fp32"]["label_agreement_pct"] == 100.0
+
+
+def _non_square_batch() -> list[Image.Image]:
+    rng = np.random.default_rng(7)
+    return [Image.fromarray(rng.integers(0, 256, (300, 460, 3), dtype=np.uint8)),
+            Image.fromarray(rng.integers(0, 256, (520, 250, 3), dtype=np.uint8))]
+
+
+def test_fp32_matches_pytorch_on_non_square_batch(tiny_export_dir: Path, tiny_parser_dir: Path) -> None:
+    model = SegformerForSemanticSegmentation.from_pretrained(tiny_parser_dir).eval()
+    images = _non_square_batch()
+    # The graph's height/width axes are dynamic: feed each image at its own (multiple-of-4) size.
+    x = np.stack([np.asarray(im.resize((448, 320)), dtype=np.float32).transpose(2, 0, 1) / 255 for im in images])
+    with torch.no_grad():
+        ref = model(pixel_values=torch.from_numpy(x)).logits.numpy()
+    got = ort_session(tiny_export_dir / "onnx/model.onnx").run(None, {"pixel_values": x})[0]
+    assert got.shape == ref.shape == (2, 19, 80, 112)
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def test_fp16_and_q8_label_agreement(tiny_export_dir: Path) -> None:
+    images = _non_square_batch()
+    x = to_pixel_values(images)
+    outputs = {d: ort_session(tiny_export_dir / f).run(None, {"pixel_values": x})[0]
+               for d, f in build.DTYPE_FILES.items()}
+    for i, im in enumerate(images):
+        ref = logits_to_labels(outputs["fp32"][i], im.height, im.width)
+        for dtype, floor in (("fp16", 0.99), ("q8", 0.90)):
+            agree = (logits_to_labels(outputs[dtype][i], im.height, im.width) == ref).mean()
+            # Random tiny weights have logit margins of ~1e-3, the size of q8's error, so q8 flips a few
+            # % of pixels here (measured 96-97 %); a trained parser's margins are far larger. A broken
+            # conversion gives ~1/19.
+            assert agree >= floor, f"{dtype} agrees with fp32 on {agree:.1%} of pixels of image {i}"
+
+
+def test_verify_accepts_then_catches_one_flipped_byte(tiny_export_dir: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(tiny_export_dir), str(copy)], check=True)
+    assert main(["verify", str(copy)]) == 0
+    target = copy / "onnx" / "model_quantized.onnx"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    assert main(["verify", str(copy)]) == 1
+    assert "onnx/model_quantized.onnx: sha256 mismatch" in capsys.readouterr().err
+
+
+def test_second_export_is_noop_and_force_rebuilds(tiny_parser_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "exp"
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--dtypes", "fp32"]) == 0
+    first = (out / "manifest.json").read_text()
+    assert sorted(json.loads(first)["dtypes"]) == ["fp32"]
+    assert not (out / "onnx" / "model_quantized.onnx").exists()
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--dtypes", "fp32"]) == 0
+    assert "nothing to do" in capsys.readouterr().err
+    assert (out / "manifest.json").read_text() == first
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--dtypes", "fp32,q8",
+                 "--force", "--quiet"]) == 0
+    assert sorted(json.loads((out / "manifest.json").read_text())["dtypes"]) == ["fp32", "q8"]
+    assert [p.name for p in tmp_path.iterdir()] == ["exp"]
+
+
+def test_failure_mid_export_leaves_nothing(tiny_parser_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    def broken_quantizer(src: Path, dst: Path) -> Path:
+        dst.write_bytes(b"half a file")
+        raise RuntimeError("disk full (injected)")
+
+    monkeypatch.setitem(build.onnx_build.BUILDERS, "q8", broken_quantizer)
+    out = tmp_path / "exp"
+    with pytest.raises(RuntimeError, match="injected"):
+        build.export_model(str(tiny_parser_dir), out, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_keeps_previous_export_intact(tiny_export_dir: Path, tiny_parser_dir: Path, tmp_path: Path,
+                                              monkeypatch) -> None:
+    out = tmp_path / "exp"
+    subprocess.run(["cp", "-r", str(tiny_export_dir), str(out)], check=True)
+    before = (out / "manifest.json").read_text()
+    monkeypatch.setattr(build.validation, "latency_ms", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        build.export_model(str(tiny_parser_dir), out, force=True, progress=False)
+    assert (out / "manifest.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["exp"]
+    assert main(["verify", str(out)]) == 0
+
+
+# --- bad inputs: each a clear message and a non-zero exit -------------------------------------------
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "webapp", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def not_segformer(tmp_path_factory) -> Path:
+    from transformers import ViTConfig, ViTForImageClassification
+
+    folder = tmp_path_factory.mktemp("vit")
+    cfg = ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                    image_size=32, patch_size=16)
+    ViTForImageClassification(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wrong_labels(tmp_path_factory) -> Path:
+    folder = build_tiny_parser(tmp_path_factory.mktemp("wrong") / "m")
+    config = json.loads((folder / "config.json").read_text())
+    names = list(NAMES)
+    names[4], names[5] = names[5], names[4]  # an older label order: eyes swapped
+    config["id2label"] = {str(i): n for i, n in enumerate(names)}
+    config["label2id"] = {n: i for i, n in enumerate(names)}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("case", ["not_segformer", "missing_folder", "offline_hub", "unknown_dtype",
+                                  "unwritable", "wrong_labels"])
+def test_bad_inputs(case: str, tiny_parser_dir: Path, not_segformer: Path, wrong_labels: Path,
+                    tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    args, expected = {
+        "not_segformer": (["--model", str(not_segformer)], "ViTForImageClassification, not a "
+                                                            "SegformerForSemanticSegmentation"),
+        "missing_folder": (["--model", str(tmp_path / "nope")], "no such folder"),
+        "offline_hub": (["--model", "someone/face-parser"], "give a local folder"),
+        "unknown_dtype": (["--model", str(tiny_parser_dir), "--dtypes", "fp32,int4"], "unknown dtype(s) int4"),
+        "unwritable": (["--model", str(tiny_parser_dir), "--out", str(blocker / "out")], "cannot write there"),
+        "wrong_labels": (["--model", str(wrong_labels)], "4: r_eye (expected l_eye)"),
+    }[case]
+    out = tmp_path / "out"
+    proc = _run_cli("export", *args, *([] if "--out" in args else ["--out", str(out)]))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert expected in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_labels_ok_accepts_other_labels(wrong_labels: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["export", "--model", str(wrong_labels), "--out", str(out), "--dtypes", "fp32", "--labels-ok",
+                 "--quiet"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["labels"][4] == "r_eye"
+
+
+def test_verify_on_missing_folder(tmp_path: Path, capsys) -> None:
+    assert main(["verify", str(tmp_path / "none")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_id2label_table_is_celebamask_order() -> None:
+    assert ID2LABEL[0] == "background" and ID2LABEL[13] == "hair" and ID2LABEL[18] == "cloth"
