@@ -21,6 +21,7 @@ Without CUDA it runs the tiny config on CPU automatically.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import sys
@@ -343,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:  # written after every mode, so a run cut short still leaves its numbers
                 write_json(args.json, card, rate, results)
         del model, inputs
+        torch._dynamo.reset()  # compiled graphs hold the weights: drop them before the next model's peak
+        gc.collect()
         if cuda:
             torch.cuda.empty_cache()
-        torch._dynamo.reset()
 
     print_table(results, card, rate)
     if args.json:
