@@ -1,0 +1,95 @@
+// Page side of the worker: pick a backend (WebGPU fp16 → WebGPU fp32 → WASM), load it in a fresh worker,
+// and turn {type, data} messages into promises. A failure at any step rejects with a readable reason.
+
+/** Backends to try for `preference` ('auto' | 'webgpu' | 'wasm'), best first. */
+export async function backendPlan(preference, wasmDtype, dtypes) {
+  const plan = [];
+  if (preference === 'auto' || preference === 'webgpu') {
+    const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+    if (adapter) {
+      const f16 = adapter.features.has('shader-f16') && dtypes.includes('fp16');
+      plan.push({ device: 'webgpu', dtype: f16 ? 'fp16' : 'fp32' });
+    } else if (preference === 'webgpu') {
+      plan.push({ device: 'webgpu', dtype: 'fp32', unavailable: 'this browser has no WebGPU adapter' });
+    }
+  }
+  if (preference !== 'webgpu') plan.push({ device: 'wasm', dtype: wasmDtype });
+  return plan;
+}
+
+export class BrowserParser {
+  constructor(config, { onProgress = () => {}, onStatus = () => {} } = {}) {
+    this.config = config;
+    this.onProgress = onProgress;
+    this.onStatus = onStatus;
+    this.worker = null;
+    this.pending = new Map();
+    this.nextId = 1;
+    this.info = null;
+  }
+
+  /** Load {device, dtype} in a new worker; resolves to the worker's `ready` data. */
+  load({ device, dtype }) {
+    this.dispose();
+    const worker = new Worker(this.config.workerUrl, { type: 'module' });
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      const fail = (message) => {
+        this.failAll(message);
+        reject(new Error(message));
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        fail(`the worker failed to start (${event.message || 'script error'})`);
+      };
+      worker.onmessage = ({ data: { type, data } }) => {
+        switch (type) {
+          case 'progress': this.onProgress(data); break;
+          case 'status': this.onStatus(data.phase); break;
+          case 'ready': this.info = data; resolve(data); break;
+          case 'result': this.settle(data.id, null, data); break;
+          case 'error':
+            if (data.stage === 'load') fail(`loading the ${device} ${dtype} model failed: ${data.message}`);
+            else this.settle(data.id, new Error(data.message));
+            break;
+          default: fail(`unknown message from the worker: ${type}`);
+        }
+      };
+      worker.postMessage({ type: 'load', data: {
+        modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
+        device, dtype, numThreads: navigator.hardwareConcurrency || 1,
+      } });
+    });
+  }
+
+  /** Parse RGBA pixels (copied, the caller keeps its own). */
+  parse(rgba, width, height) {
+    if (!this.worker) return Promise.reject(new Error('no model loaded'));
+    const id = this.nextId++;
+    const copy = new Uint8ClampedArray(rgba).buffer;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ type: 'parse', data: { id, rgba: copy, width, height } }, [copy]);
+    });
+  }
+
+  settle(id, error, value) {
+    const entry = this.pending.get(id);
+    if (!entry) return;
+    this.pending.delete(id);
+    if (error) entry.reject(error);
+    else entry.resolve({ ...value, labels: new Uint8Array(value.labels) });
+  }
+
+  failAll(message) {
+    for (const { reject } of this.pending.values()) reject(new Error(message));
+    this.pending.clear();
+  }
+
+  dispose() {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    this.info = null;
+    this.failAll('the parser was replaced');
+  }
+}

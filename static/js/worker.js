@@ -1,0 +1,90 @@
+// Web Worker that owns the face parser (transformers.js + ONNX Runtime Web), so the page never blocks.
+//
+// Messages, both ways: {type, data}.
+//   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads}
+//                  parse {id, rgba: ArrayBuffer, width, height}
+//   worker → page  progress {...transformers.js progress event}   status {phase}
+//                  ready {device, dtype, numThreads, isolated, loadMs, warmupMs}
+//                  result {id, labels: ArrayBuffer, width, height, timings, boundaryPixels}
+//                  error {id?, stage, message}
+import { AutoModel, Tensor, env } from '../vendor/transformers.min.js';
+import { INPUT_SIZE, logitsToLabels, toPixelValues } from './segment.js';
+
+let parser = null; // the lazy singleton: {model, device, dtype}
+
+function post(type, data, transfer = []) {
+  self.postMessage({ type, data }, transfer);
+}
+
+function configure({ modelRoot, vendorUrl, device, numThreads }) {
+  // Everything from our own origin: no hub, no CDN.
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = modelRoot;
+  const wasm = env.backends.onnx.wasm;
+  // WebGPU needs the asyncify build; plain WASM loads the smaller, faster-starting pair.
+  const build = device === 'webgpu' ? 'ort-wasm-simd-threaded.asyncify' : 'ort-wasm-simd-threaded';
+  wasm.wasmPaths = { mjs: `${vendorUrl}${build}.mjs`, wasm: `${vendorUrl}${build}.wasm` };
+  // The default stays 1 even when cross-origin isolated: ask for every core ourselves.
+  wasm.numThreads = self.crossOriginIsolated ? numThreads : 1;
+  return wasm.numThreads;
+}
+
+async function load(options) {
+  if (parser) throw new Error('the parser is already loaded in this worker');
+  const numThreads = configure(options);
+  const t0 = performance.now();
+  post('status', { phase: 'loading' });
+  const model = await AutoModel.from_pretrained(options.modelId, {
+    device: options.device,
+    dtype: options.dtype,
+    progress_callback: (event) => post('progress', event),
+  });
+  const t1 = performance.now();
+  // Warm-up on a dummy frame before saying "ready" (first runs compile kernels / allocate).
+  post('status', { phase: 'warming up' });
+  const dummy = new Tensor('float32', new Float32Array(3 * INPUT_SIZE * INPUT_SIZE), [1, 3, INPUT_SIZE, INPUT_SIZE]);
+  await model({ pixel_values: dummy });
+  const t2 = performance.now();
+  parser = { model, device: options.device, dtype: options.dtype };
+  post('ready', {
+    device: options.device, dtype: options.dtype, numThreads, isolated: self.crossOriginIsolated,
+    loadMs: t1 - t0, warmupMs: t2 - t1,
+  });
+}
+
+async function parse({ id, rgba, width, height }) {
+  if (!parser) throw new Error('the parser is not loaded yet');
+  const t0 = performance.now();
+  const pixels = toPixelValues(new Uint8Array(rgba), width, height);
+  const t1 = performance.now();
+  const { logits } = await parser.model({
+    pixel_values: new Tensor('float32', pixels, [1, 3, INPUT_SIZE, INPUT_SIZE]),
+  });
+  const t2 = performance.now();
+  const [, channels, h, w] = logits.dims;
+  const { labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width);
+  const t3 = performance.now();
+  post('result', {
+    id, labels: labels.buffer, width, height, boundaryPixels: exact,
+    timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 },
+  }, [labels.buffer]);
+}
+
+self.onmessage = async ({ data: message }) => {
+  const { type, data } = message;
+  try {
+    switch (type) {
+      case 'load':
+        await load(data);
+        break;
+      case 'parse':
+        await parse(data);
+        break;
+      default:
+        throw new Error(`unknown message type ${JSON.stringify(type)}`);
+    }
+  } catch (err) {
+    post('error', { id: data?.id, stage: type, message: err?.message || String(err) });
+  }
+};

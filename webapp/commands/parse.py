@@ -1,0 +1,133 @@
+"""``face-studio parse``: label maps, colour masks and a JSON summary for many images (same engine as
+the server's ``parse`` API)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HELP = "Parse faces in images or folders: label-map PNGs (pixel = class id), colour masks, JSON summaries."
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from webapp.settings import DEFAULT_PARSER_DIR
+
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders (their images, not recursive)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the outputs (created)")
+    parser.add_argument("--batch", type=int, default=4, help="images per model call (default 4)")
+    parser.add_argument("--dtype", default="q8", choices=("fp32", "fp16", "q8"),
+                        help="which ONNX file of the export to run (default q8, as the browser)")
+    parser.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR",
+                        help=f"export folder made by `face-studio export` (default {DEFAULT_PARSER_DIR})")
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Files to parse (named files as given, folders' image files sorted) and notes on what was ignored."""
+    files: list[Path] = []
+    notes: list[str] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+            ignored = [p.name for p in found if p not in images]
+            if ignored:
+                notes.append(f"{path}: ignored {len(ignored)} file(s) without an image extension: "
+                             f"{', '.join(ignored[:5])}{' …' if len(ignored) > 5 else ''}")
+            files.extend(images)
+        else:
+            files.append(path)  # a missing or bad file is reported when loaded
+    return files, notes
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    stems = []
+    for path in files:
+        stem = path.stem or "image"
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        stems.append(stem if count == 0 else f"{stem}-{count}")
+    return stems
+
+
+def run(args: argparse.Namespace) -> int:
+    import io
+
+    from PIL import Image
+    from tqdm import tqdm
+
+    from webapp.errors import UserError
+    from webapp.images import load_image
+    from webapp.parsing import get_parser, label_map_png, summary_json
+    from webapp.preprocess import colorize
+
+    # 1. Check inputs before any work.
+    if args.batch < 1:
+        print(f"error: --batch must be at least 1 (got {args.batch}).", file=sys.stderr)
+        return 2
+    files, notes = collect_images(args.inputs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not files:
+        print("error: no images found in the given inputs.", file=sys.stderr)
+        return 2
+    parser = get_parser(args.parser, args.dtype)
+    try:
+        backend = f"ONNX Runtime ({parser.providers[0].removesuffix('ExecutionProvider')})"
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    # 2. Parse in batches; a bad file is reported and skipped, the others still get their outputs.
+    failures: list[tuple[Path, str]] = []
+    written = 0
+    stems = _unique_stems(files)
+    with tqdm(total=len(files), desc="parsing", unit="image") as progress:
+        for start in range(0, len(files), args.batch):
+            chunk = list(zip(files[start:start + args.batch], stems[start:start + args.batch], strict=True))
+            loaded = []
+            for path, stem in chunk:
+                try:
+                    loaded.append((path, stem, load_image(path)))
+                except UserError as err:
+                    failures.append((path, str(err)))
+                    progress.update(1)
+            results = parser.parse_batch([image for _, _, image in loaded])
+            # 3. Outputs per image: label map, colour mask, summary JSON (each written atomically).
+            for (path, stem, _), result in zip(loaded, results, strict=True):
+                mask = io.BytesIO()
+                Image.fromarray(colorize(result.labels)).save(mask, format="PNG")
+                _atomic_write(args.out / f"{stem}.labels.png", label_map_png(result.labels))
+                _atomic_write(args.out / f"{stem}.mask.png", mask.getvalue())
+                _atomic_write(args.out / f"{stem}.json", summary_json(
+                    result.labels, source=str(path), backend=backend, dtype=args.dtype,
+                    timings=result.timings).encode())
+                written += 1
+                progress.update(1)
+
+    # 4. Report.
+    print(f"parsed {written} of {len(files)} image(s) into {args.out} ({backend}, {args.dtype})")
+    if failures:
+        print(f"{len(failures)} image(s) failed and were skipped:", file=sys.stderr)
+        for path, message in failures:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 1
+    return 0

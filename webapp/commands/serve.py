@@ -1,0 +1,113 @@
+"""``face-studio serve``: the Gradio app (Parse in the browser with a server fallback, Generate, Edit)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from webapp.settings import DEFAULT_PARSER_DIR, DEFAULT_PARSER_SOURCE, DEFAULT_SD_MODEL, ServeSettings
+
+HELP = "Start the web app: face parsing in the browser (server fallback), SD3.5 generation and editing."
+HUB_PROBE_URL = "https://huggingface.co/api/models/" + DEFAULT_PARSER_SOURCE
+HUB_PROBE_TIMEOUT_S = 3.0  # a quick look only; offline machines must start without waiting
+
+
+def auth_pair(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError(f"--auth wants USER:PASS, got {value!r}")
+    return user, password
+
+
+def lora_spec(value: str) -> tuple[str, float]:
+    """``PATH_OR_ID[:WEIGHT_NAME][=SCALE]`` → (``PATH_OR_ID[:WEIGHT_NAME]``, scale); scale defaults to 1."""
+    source, sep, scale = value.rpartition("=")
+    if not sep:
+        source, scale = value, "1.0"
+    try:
+        number = float(scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lora scale must be a number: {value!r} (e.g. my-lora=0.8)") from None
+    if not source:
+        raise argparse.ArgumentTypeError(f"--lora needs a path or hub id: {value!r}")
+    return source, number
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ServeSettings()
+    parser.add_argument("--host", default=defaults.host, help=f"address to bind (default {defaults.host}; "
+                        "0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="port (default 7860; 0 = any free port)")
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    parser.add_argument("--auth", type=auth_pair, metavar="USER:PASS", help="require this login")
+    parser.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR",
+                        help=f"face-parser export folder made by `face-studio export` (default {DEFAULT_PARSER_DIR})")
+    generation = parser.add_argument_group("generation (Generate and Edit views)")
+    generation.add_argument("--sd-model", default=DEFAULT_SD_MODEL,
+                            help=f"diffusers SD3.5 hub id or local folder (default {DEFAULT_SD_MODEL})")
+    generation.add_argument("--device", default=None, help="torch device (default: cuda when present)")
+    generation.add_argument("--memory-mode", default=defaults.memory_mode,
+                            help="how the pipeline fits the GPU's memory (default auto)")
+    generation.add_argument("--lora", type=lora_spec, action="append", default=[],
+                            metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE", help="LoRA to load at start (repeatable)")
+    generation.add_argument("--max-queue", type=positive_int, default=defaults.max_queue,
+                            help=f"requests allowed to wait in the queue (default {defaults.max_queue})")
+    generation.add_argument("--output-dir", type=Path, default=defaults.output_dir,
+                            help=f"where generated images are kept (default {defaults.output_dir})")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    return ServeSettings(
+        host=args.host, port=args.port, share=args.share, auth=args.auth, parser_dir=args.parser,
+        sd_model=args.sd_model, device=args.device, memory_mode=args.memory_mode, loras=list(args.lora),
+        max_queue=args.max_queue, output_dir=args.output_dir,
+    )
+
+
+def _hub_reachable() -> bool:
+    import os
+    import urllib.request
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        with urllib.request.urlopen(HUB_PROBE_URL, timeout=HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _offer_export(parser_dir: Path) -> None:
+    """No export yet: on a terminal with the hub in reach, offer to make one (the export shows progress)."""
+    if not sys.stdin.isatty() or not _hub_reachable():
+        return
+    answer = input(f"No face-parser export in {parser_dir}. Export {DEFAULT_PARSER_SOURCE} there now "
+                   "(downloads ~340 MB)? [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        from webapp.cli import main
+
+        rc = main(["export", "--model", DEFAULT_PARSER_SOURCE, "--out", str(parser_dir)])
+        if rc != 0:
+            print("the export failed; starting without a parser (the Parse view says how to make one)",
+                  file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from webapp.parsing import missing_export_message
+    from webapp.server import serve
+
+    settings = settings_from_args(args)
+    message = missing_export_message(settings.parser_dir)
+    if message:
+        print(f"note: {message}", file=sys.stderr)
+        _offer_export(Path(settings.parser_dir))
+    serve(settings)
+    return 0

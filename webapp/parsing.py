@@ -1,0 +1,195 @@
+"""Face parsing on the server: ONNX Runtime over the same export folder the browser loads.
+
+One lazily loaded session per (export folder, dtype), shared by the Gradio ``parse`` API, the
+``face-studio parse`` batch CLI and the Edit view. CUDA execution provider when ONNX Runtime has it,
+else CPU. Pre/post-processing is :mod:`webapp.preprocess` (the browser has its JS twin).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from webapp.errors import UserError
+from webapp.labels import LABELS
+from webapp.preprocess import logits_to_labels, to_pixel_values
+
+# dtype name → file inside ``<export>/onnx/`` (transformers.js naming, so the browser reads the same files).
+DTYPE_FILES: dict[str, str] = {
+    "fp32": "model.onnx",
+    "fp16": "model_fp16.onnx",
+    "q8": "model_quantized.onnx",
+}
+DTYPES: tuple[str, ...] = tuple(DTYPE_FILES)
+DEFAULT_DTYPE = "q8"  # the browser's WASM default: server fallback and browser agree out of the box
+INPUT_NAME = "pixel_values"
+OUTPUT_NAME = "logits"
+EXPORT_HINT = "face-studio export --out {dir}"
+
+
+class ParserNotReady(UserError):
+    """The export folder is missing or incomplete; the message says how to make it."""
+
+
+def missing_export_message(export_dir: str | Path, dtype: str | None = None) -> str | None:
+    """``None`` when ``export_dir`` holds a usable export (for ``dtype`` if given), else what to do."""
+    export_dir = Path(export_dir)
+    needed = [DTYPE_FILES[dtype]] if dtype else list(DTYPE_FILES.values())
+    if not export_dir.is_dir():
+        problem = f"no face-parser export at {export_dir}"
+    elif not any((export_dir / "onnx" / name).is_file() for name in needed):
+        problem = f"{export_dir} holds no ONNX model ({', '.join('onnx/' + n for n in needed)})"
+    else:
+        return None
+    return (f"{problem}. Make one with `{EXPORT_HINT.format(dir=export_dir)}` "
+            f"(or start the server with `--parser DIR` pointing at an export).")
+
+
+def available_dtypes(export_dir: str | Path) -> list[str]:
+    """The dtypes whose ONNX file exists in ``export_dir``."""
+    onnx_dir = Path(export_dir) / "onnx"
+    return [d for d, name in DTYPE_FILES.items() if (onnx_dir / name).is_file()]
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPE_FILES:
+        raise UserError(f"unknown parser dtype {dtype!r}: choose one of {', '.join(DTYPES)}.")
+    return dtype
+
+
+def execution_providers() -> list[str]:
+    """CUDA when this ONNX Runtime build has it, always CPU as the fallback."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+@dataclass
+class ParseResult:
+    """One parsed image: the label map at the image's size and where the time went (milliseconds)."""
+
+    labels: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class FaceParser:
+    """Owner of one ONNX Runtime session over ``<export_dir>/onnx/<dtype file>``, loaded on first use."""
+
+    def __init__(self, export_dir: str | Path, dtype: str = DEFAULT_DTYPE) -> None:
+        self.export_dir = Path(export_dir)
+        self.dtype = check_dtype(dtype)
+        self.model_path = self.export_dir / "onnx" / DTYPE_FILES[dtype]
+        self._session = None
+        self._lock = threading.Lock()
+        self.load_ms: float | None = None
+
+    @property
+    def session(self):
+        """The ONNX Runtime session (created once, thread-safe)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._load()
+        return self._session
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def _load(self):
+        import onnxruntime as ort
+
+        message = missing_export_message(self.export_dir, self.dtype)
+        if message:
+            raise ParserNotReady(message)
+        if not self.model_path.is_file():
+            have = ", ".join(available_dtypes(self.export_dir)) or "none"
+            raise ParserNotReady(f"{self.export_dir} has no {self.dtype} model ({self.model_path.name}); "
+                                 f"dtypes present: {have}. Re-run `{EXPORT_HINT.format(dir=self.export_dir)}`.")
+        start = time.perf_counter()
+        try:
+            session = ort.InferenceSession(str(self.model_path), providers=execution_providers())
+        except Exception as err:  # onnxruntime raises its own exception types for corrupt files
+            raise ParserNotReady(f"could not load {self.model_path}: {err}. Re-run "
+                                 f"`{EXPORT_HINT.format(dir=self.export_dir)}`.") from None
+        self.load_ms = (time.perf_counter() - start) * 1000
+        return session
+
+    def logits(self, pixel_values: np.ndarray) -> np.ndarray:
+        """Run the model on an ``(N, 3, H, W)`` float32 batch; returns ``(N, 19, H/4, W/4)`` logits."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values})[0]
+
+    def parse_batch(self, images: list[Image.Image]) -> list[ParseResult]:
+        """Parse RGB images in one model call; each label map has its image's size."""
+        if not images:
+            return []
+        session = self.session  # load outside the timings
+        t0 = time.perf_counter()
+        pixels = to_pixel_values(images)
+        t1 = time.perf_counter()
+        logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
+        t2 = time.perf_counter()
+        results = []
+        for image, item in zip(images, logits, strict=True):
+            p0 = time.perf_counter()
+            labels = logits_to_labels(item, image.height, image.width)
+            post = (time.perf_counter() - p0) * 1000
+            results.append(ParseResult(labels, {
+                "preprocess": (t1 - t0) * 1000 / len(images),
+                "model": (t2 - t1) * 1000 / len(images),
+                "postprocess": post,
+            }))
+        return results
+
+    def parse(self, image: Image.Image) -> np.ndarray:
+        """``(height, width)`` uint8 label map of one RGB image."""
+        return self.parse_batch([image])[0].labels
+
+
+_PARSERS: dict[tuple[Path, str], FaceParser] = {}
+_PARSERS_LOCK = threading.Lock()
+
+
+def get_parser(export_dir: str | Path, dtype: str = DEFAULT_DTYPE) -> FaceParser:
+    """The shared :class:`FaceParser` for ``(export_dir, dtype)``: one session per process."""
+    key = (Path(export_dir).resolve(), check_dtype(dtype))
+    with _PARSERS_LOCK:
+        if key not in _PARSERS:
+            _PARSERS[key] = FaceParser(key[0], dtype)
+        return _PARSERS[key]
+
+
+def area_summary(labels: np.ndarray) -> dict[str, float]:
+    """Percent of the image's pixels per label name (all 19, in table order; sums to 100)."""
+    counts = np.bincount(labels.ravel(), minlength=len(LABELS))
+    total = max(int(labels.size), 1)
+    return {label.name: round(100.0 * int(counts[label.id]) / total, 4) for label in LABELS}
+
+
+def label_map_png(labels: np.ndarray) -> bytes:
+    """Single-channel PNG where pixel value = class id."""
+    buffer = io.BytesIO()
+    Image.fromarray(labels.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def summary_json(labels: np.ndarray, *, source: str, backend: str, dtype: str,
+                 timings: dict[str, float] | None = None) -> str:
+    """The JSON written next to a label map: size, % area per class, how it was made."""
+    return json.dumps({
+        "source": source,
+        "width": int(labels.shape[1]),
+        "height": int(labels.shape[0]),
+        "backend": backend,
+        "dtype": dtype,
+        "area_percent": area_summary(labels),
+        "timings_ms": {k: round(v, 2) for k, v in (timings or {}).items()},
+    }, indent=1)

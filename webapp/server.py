@@ -1,0 +1,169 @@
+"""The web server: the Gradio app plus our static files, with cross-origin isolation on every route.
+
+One design for every way of starting it (CLI, tests, ``--share``): ``demo.launch()`` builds Gradio's
+FastAPI app from ``app_kwargs``, into which we put
+
+* :class:`IsolationHeaders`, a plain ASGI middleware adding COOP ``same-origin`` + COEP ``require-corp``
+  (+ CORP ``same-origin``) to every response, so ``crossOriginIsolated`` is true and ONNX Runtime Web can
+  use threads;
+* two mounts served by :class:`StaticFolder` (explicit MIME types, a real 404 for a missing file, which
+  transformers.js needs to tell "absent" from "error"): ``/studio/`` → ``static/`` (our ES modules,
+  vendored transformers.js and ORT wasm, labels) and ``/parser/<model id>/`` → the export folder.
+
+``launch`` (not ``gr.mount_gradio_app``) because Gradio 6 only opens a share link from ``launch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webapp.settings import STATIC_DIR, ServeSettings
+
+ASSETS_PATH = "/studio"  # not /static nor /assets: Gradio serves its own fonts, scripts and bundle there
+PARSER_PATH = "/parser"  # transformers.js env.localModelPath; the model id follows
+ISOLATION_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-embedder-policy", b"require-corp"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+MEDIA_TYPES: dict[str, str] = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+    ".json": "application/json",
+    ".safetensors": "application/octet-stream",
+    ".css": "text/css",
+    ".png": "image/png",
+}
+UPLOAD_LIMIT = "64mb"  # well above any photo; the 40 MP pixel limit (webapp.images) is checked after upload
+
+
+class IsolationHeaders:
+    """ASGI middleware: cross-origin isolation headers on every HTTP response (streams untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in ISOLATION_HEADERS if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class StaticFolder(StaticFiles):
+    """``StaticFiles`` with the MIME types browsers insist on (module scripts, wasm streaming)."""
+
+    def file_response(self, full_path, stat_result, scope, status_code=200):  # type: ignore[override]
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        media_type = MEDIA_TYPES.get(Path(full_path).suffix.lower())
+        if media_type:
+            response.media_type = media_type
+            response.headers["content-type"] = media_type + ("; charset=utf-8" if "text" in media_type else "")
+        return response
+
+
+def parser_model_id(parser_dir: Path) -> str:
+    """``face-parsing-<hash>`` of the export's files: a re-export gets a new URL, so no browser cache
+    ever serves a stale model."""
+    digest = hashlib.sha256()
+    for path in sorted(parser_dir.rglob("*")) if parser_dir.is_dir() else []:
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(parser_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return f"face-parsing-{digest.hexdigest()[:10]}"
+
+
+def app_kwargs(settings: ServeSettings) -> dict:
+    """FastAPI keyword arguments for Gradio's app: the isolation middleware and our two static mounts."""
+    model_id = parser_model_id(Path(settings.parser_dir))
+    return {
+        "middleware": [Middleware(IsolationHeaders)],
+        "routes": [
+            Mount(ASSETS_PATH, app=StaticFolder(directory=STATIC_DIR), name="assets"),
+            Mount(f"{PARSER_PATH}/{model_id}", app=StaticFolder(directory=settings.parser_dir, check_dir=False),
+                  name="parser"),
+        ],
+    }
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _launch(settings: ServeSettings, *, block: bool):
+    from webapp.app import build_app, launch_assets
+
+    demo = build_app(settings)
+    demo.queue(max_size=settings.max_queue)
+    port = settings.port or free_port(settings.host)
+    _, local_url, share_url = demo.launch(
+        server_name=settings.host,
+        server_port=port,
+        share=settings.share,
+        auth=settings.auth,
+        app_kwargs=app_kwargs(settings),
+        prevent_thread_lock=not block,
+        show_error=True,
+        max_file_size=UPLOAD_LIMIT,
+        quiet=not block,
+        **launch_assets(settings),
+    )
+    return demo, port, local_url, share_url
+
+
+@dataclass
+class ServerHandle:
+    """A running server started by :func:`run_in_thread`."""
+
+    url: str
+    port: int
+    share_url: str | None
+    demo: object
+    _closed: threading.Event
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self.demo.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_in_thread(settings: ServeSettings) -> ServerHandle:
+    """Start the app in a background thread and return once it answers; ``settings.port == 0`` picks a
+    free port. Call ``handle.close()`` to stop it."""
+    demo, port, _, share_url = _launch(settings, block=False)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    return ServerHandle(url=f"http://{host}:{port}/", port=port, share_url=share_url, demo=demo,
+                        _closed=threading.Event())
+
+
+def serve(settings: ServeSettings) -> None:
+    """Start the app and block until interrupted (``face-studio serve``)."""
+    _launch(settings, block=True)

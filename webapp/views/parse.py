@@ -1,0 +1,111 @@
+"""Parse view: face parsing in the browser (static/js/parse-view.js) and the server ``parse`` API.
+
+The page's UI is ours (an ES module mounted into a ``gr.HTML``): it runs the model in a Web Worker with
+transformers.js and calls the ``parse`` endpoint below only as a fallback or when the user asks for
+the server. The endpoint's components are hidden; ``gradio_client`` and the page call it by name.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from webapp.errors import UserError
+from webapp.images import MAX_PIXELS, MAX_SIDE, load_image
+from webapp.parsing import (
+    DEFAULT_DTYPE,
+    DTYPES,
+    area_summary,
+    available_dtypes,
+    get_parser,
+    missing_export_message,
+)
+from webapp.preprocess import overlay
+from webapp.server import ASSETS_PATH, PARSER_PATH, parser_model_id
+from webapp.settings import ServeSettings
+
+CSS_URL = f"{ASSETS_PATH}/css/parse.css"
+HEAD = f'<link rel="stylesheet" href="{CSS_URL}">'
+MOUNT_JS = f"import('{ASSETS_PATH}/js/parse-view.js').then((m) => m.mount(element));"
+OVERLAY_OPACITY = 0.5
+
+
+def page_config(settings: ServeSettings) -> dict:
+    """What the browser needs to find the model: URLs, dtypes present, limits, or why there is no model."""
+    parser_dir = Path(settings.parser_dir)
+    model_id = parser_model_id(parser_dir)
+    has_labels = (parser_dir / "labels.json").is_file()
+    return {
+        "modelRoot": f"{PARSER_PATH}/",
+        "modelId": model_id,
+        "dtypes": available_dtypes(parser_dir),
+        "missing": missing_export_message(parser_dir),
+        "labelsUrl": f"{PARSER_PATH}/{model_id}/labels.json" if has_labels else f"{ASSETS_PATH}/labels.json",
+        "vendorUrl": f"{ASSETS_PATH}/vendor/",
+        "workerUrl": f"{ASSETS_PATH}/js/worker.js",
+        "apiName": "parse",
+        "maxPixels": MAX_PIXELS,
+        "maxSide": MAX_SIDE,
+    }
+
+
+def parse_run(file: str | None, dtype: str, settings: ServeSettings):
+    """The ``parse`` API: image file → (label-map PNG, overlay, summary). User errors become ``gr.Error``."""
+    try:
+        # 1. Check inputs: a real, not-too-large image and a known dtype.
+        image = load_image(file, what="image")
+        parser = get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE)
+        # 2. Run the shared ONNX Runtime session (loaded on first use).
+        load_start = time.perf_counter()
+        providers = parser.providers
+        load_ms = (time.perf_counter() - load_start) * 1000
+        result = parser.parse_batch([image])[0]
+    except UserError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+    # 3. Outputs: the label map (pixel = class id, mode L), the overlay and what it took.
+    labels = result.labels
+    summary = {
+        "width": image.width,
+        "height": image.height,
+        "backend": f"server · ONNX Runtime ({providers[0].removesuffix('ExecutionProvider')})",
+        "dtype": parser.dtype,
+        "area_percent": area_summary(labels),
+        "timings_ms": {"load": round(load_ms, 2),
+                       **{k: round(v, 2) for k, v in result.timings.items()}},
+    }
+    return Image.fromarray(labels), overlay(image, labels, OVERLAY_OPACITY), summary
+
+
+def _root_html(config: dict) -> str:
+    return (f'<div class="fs-parse" data-config="{html.escape(json.dumps(config))}">'
+            '<p class="fs-parse-loading">Loading the parser view…</p></div>')
+
+
+def build(settings: ServeSettings) -> None:
+    """Lay out the Parse tab inside the current Blocks."""
+    config = page_config(settings)
+    if config["missing"]:
+        gr.Markdown(f"**No face parser yet.** {config['missing']} Then restart `face-studio serve`.",
+                    elem_id="parse-missing")
+    gr.HTML(_root_html(config), js_on_load=MOUNT_JS, elem_id="parse-root", apply_default_css=False)
+
+    # The server endpoint (hidden components; the page and gradio_client call it as "parse").
+    with gr.Group(visible=False):
+        parse_file = gr.File(label="Image", type="filepath")
+        parse_dtype = gr.Dropdown(list(DTYPES), value=DEFAULT_DTYPE, label="ONNX dtype")
+        parse_label_map = gr.Image(label="Label map (pixel = class id)", type="pil", format="png")
+        parse_overlay = gr.Image(label="Overlay", type="pil", format="png")
+        parse_summary = gr.JSON(label="Summary")
+        parse_button = gr.Button("Parse on the server")
+    parse_button.click(
+        lambda file, dtype: parse_run(file, dtype, settings),
+        inputs=[parse_file, parse_dtype],
+        outputs=[parse_label_map, parse_overlay, parse_summary],
+        api_name="parse",
+        api_description="Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary.",
+    )
