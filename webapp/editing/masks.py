@@ -1,0 +1,92 @@
+"""Masks for editing: class list → mask through the one label table; grow/shrink; feather; checks.
+
+Conventions: a *mask* is a bool array (True = regenerate); an *alpha* is uint8 0…255 (255 = take the
+generated pixel). Outside the alpha (alpha == 0) the result is a bit-exact copy of the input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from webapp.errors import UserError
+from webapp.labels import NAMES, resolve_regions
+
+MAX_GROW = 128  # px; more than this is a different edit (use a hand-painted mask)
+MAX_FEATHER = 64
+# A mask covering (almost) the whole image is not a local edit: Img2Img restyles the whole picture.
+MAX_COVERAGE = 0.995
+
+
+class MaskError(UserError):
+    """A mask or region list that cannot be used; the message says what to change."""
+
+
+def regions_to_mask(labels: np.ndarray, regions: str | list[str] | tuple[str, ...]) -> tuple[np.ndarray, list[int]]:
+    """Mask of the pixels whose label is one of ``regions`` (names, groups like "lips", or ids)."""
+    try:
+        ids = resolve_regions(regions)
+    except ValueError as err:
+        raise MaskError(str(err)) from None
+    return np.isin(labels, ids), ids
+
+
+def mask_from_image(mask: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A user's mask PNG (white = regenerate) as a bool array; it must be the image's size."""
+    arr = np.asarray(mask.convert("L") if isinstance(mask, Image.Image) else mask)
+    if arr.ndim == 3:
+        arr = arr.max(axis=2)
+    h, w = arr.shape[:2]
+    if (w, h) != tuple(size):
+        raise MaskError(f"the mask is {w}×{h} but the image is {size[0]}×{size[1]}: give a mask of the same "
+                        "size (white = regenerate, black = keep).")
+    return arr >= 128
+
+
+def grow(mask: np.ndarray, px: int) -> np.ndarray:
+    """Dilate (``px`` > 0) or erode (``px`` < 0) by ``px`` pixels (an octagon, close to a disk)."""
+    px = int(px)
+    if abs(px) > MAX_GROW:
+        raise MaskError(f"grow must be between -{MAX_GROW} and {MAX_GROW} pixels, got {px}.")
+    if px == 0:
+        return mask.copy()
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    op = ImageFilter.MaxFilter(3) if px > 0 else ImageFilter.MinFilter(3)
+    for _ in range(abs(px)):
+        img = img.filter(op)
+    return np.asarray(img) >= 128
+
+
+def feather(mask: np.ndarray, px: int) -> np.ndarray:
+    """uint8 alpha: the mask blurred by ``px`` (Gaussian, sigma = px / 2); the mask itself stays 255.
+
+    Feathering only reaches outward, so every pixel the user selected is fully regenerated and the
+    soft edge blends into the kept area.
+    """
+    px = int(px)
+    if not 0 <= px <= MAX_FEATHER:
+        raise MaskError(f"feather must be between 0 and {MAX_FEATHER} pixels, got {px}.")
+    hard = mask.astype(np.uint8) * 255
+    if px == 0:
+        return hard
+    soft = np.asarray(Image.fromarray(hard).filter(ImageFilter.GaussianBlur(px / 2)))
+    # Rescale so the blur's inner half reaches 255 at the mask edge; keep the selected pixels at 255.
+    soft = np.clip(soft.astype(np.int32) * 2, 0, 255).astype(np.uint8)
+    return np.maximum(soft, hard)
+
+
+def check_mask(mask: np.ndarray) -> float:
+    """Refuse an empty mask or one covering everything; return the covered fraction."""
+    coverage = float(mask.mean())
+    if coverage == 0:
+        raise MaskError("the mask is empty: pick at least one region present in the image (or paint strokes), "
+                        "or grow the mask.")
+    if coverage >= MAX_COVERAGE:
+        raise MaskError(f"the mask covers {coverage:.1%} of the image: that is not a local edit. Use Restyle "
+                        "(Img2Img with a strength) or Generate instead, or pick fewer regions.")
+    return coverage
+
+
+def present_regions(labels: np.ndarray) -> list[str]:
+    """Names of the classes present in a label map (for messages and the UI)."""
+    return [NAMES[i] for i in np.unique(labels) if i < len(NAMES)]
