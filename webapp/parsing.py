@@ -17,20 +17,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from export.spec import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
 from webapp.errors import UserError
 from webapp.labels import LABELS
 from webapp.preprocess import logits_to_labels, to_pixel_values
 
-# dtype name → file inside ``<export>/onnx/`` (transformers.js naming, so the browser reads the same files).
-DTYPE_FILES: dict[str, str] = {
-    "fp32": "model.onnx",
-    "fp16": "model_fp16.onnx",
-    "q8": "model_quantized.onnx",
-}
-DTYPES: tuple[str, ...] = tuple(DTYPE_FILES)
+# q8 is dynamically quantized: activation scales are computed over the whole input tensor, so a batch
+# would change each image's result. Those dtypes run one image per model call.
+BATCH_INVARIANT: dict[str, bool] = {"fp32": True, "fp16": True, "q8": False}
 DEFAULT_DTYPE = "q8"  # the browser's WASM default: server fallback and browser agree out of the box
-INPUT_NAME = "pixel_values"
-OUTPUT_NAME = "logits"
 EXPORT_HINT = "face-studio export --out {dir}"
 
 
@@ -44,8 +39,8 @@ def missing_export_message(export_dir: str | Path, dtype: str | None = None) -> 
     needed = [DTYPE_FILES[dtype]] if dtype else list(DTYPE_FILES.values())
     if not export_dir.is_dir():
         problem = f"no face-parser export at {export_dir}"
-    elif not any((export_dir / "onnx" / name).is_file() for name in needed):
-        problem = f"{export_dir} holds no ONNX model ({', '.join('onnx/' + n for n in needed)})"
+    elif not any((export_dir / name).is_file() for name in needed):
+        problem = f"{export_dir} holds no ONNX model ({', '.join(needed)})"
     else:
         return None
     return (f"{problem}. Make one with `{EXPORT_HINT.format(dir=export_dir)}` "
@@ -54,8 +49,7 @@ def missing_export_message(export_dir: str | Path, dtype: str | None = None) -> 
 
 def available_dtypes(export_dir: str | Path) -> list[str]:
     """The dtypes whose ONNX file exists in ``export_dir``."""
-    onnx_dir = Path(export_dir) / "onnx"
-    return [d for d, name in DTYPE_FILES.items() if (onnx_dir / name).is_file()]
+    return [d for d, name in DTYPE_FILES.items() if (Path(export_dir) / name).is_file()]
 
 
 def check_dtype(dtype: str) -> str:
@@ -81,12 +75,12 @@ class ParseResult:
 
 
 class FaceParser:
-    """Owner of one ONNX Runtime session over ``<export_dir>/onnx/<dtype file>``, loaded on first use."""
+    """Owner of one ONNX Runtime session over ``<export_dir>/onnx/model*.onnx`` for ``dtype``, loaded on first use."""
 
     def __init__(self, export_dir: str | Path, dtype: str = DEFAULT_DTYPE) -> None:
         self.export_dir = Path(export_dir)
         self.dtype = check_dtype(dtype)
-        self.model_path = self.export_dir / "onnx" / DTYPE_FILES[dtype]
+        self.model_path = self.export_dir / DTYPE_FILES[dtype]
         self._session = None
         self._lock = threading.Lock()
         self.load_ms: float | None = None
@@ -128,14 +122,17 @@ class FaceParser:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values})[0]
 
     def parse_batch(self, images: list[Image.Image]) -> list[ParseResult]:
-        """Parse RGB images in one model call; each label map has its image's size."""
+        """Parse RGB images (one model call when the dtype allows it); each label map has its image's size."""
         if not images:
             return []
         session = self.session  # load outside the timings
         t0 = time.perf_counter()
         pixels = to_pixel_values(images)
         t1 = time.perf_counter()
-        logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
+        if BATCH_INVARIANT[self.dtype]:
+            logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]
+        else:
+            logits = [session.run([OUTPUT_NAME], {INPUT_NAME: item[None]})[0][0] for item in pixels]
         t2 = time.perf_counter()
         results = []
         for image, item in zip(images, logits, strict=True):

@@ -140,6 +140,7 @@ class ServerHandle:
     url: str
     port: int
     share_url: str | None
+    settings: ServeSettings
     demo: object
     _closed: threading.Event
 
@@ -160,7 +161,7 @@ def run_in_thread(settings: ServeSettings) -> ServerHandle:
     free port. Call ``handle.close()`` to stop it."""
     demo, port, _, share_url = _launch(settings, block=False)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-    return ServerHandle(url=f"http://{host}:{port}/", port=port, share_url=share_url, demo=demo,
+    return ServerHandle(url=f"http://{host}:{port}/", port=port, share_url=share_url, settings=settings, demo=demo,
                         _closed=threading.Event())
 
 

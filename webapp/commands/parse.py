@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from export.spec import DTYPES
+
 HELP = "Parse faces in images or folders: label-map PNGs (pixel = class id), colour masks, JSON summaries."
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, or folders (their images, not recursive)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the outputs (created)")
     parser.add_argument("--batch", type=int, default=4, help="images per model call (default 4)")
-    parser.add_argument("--dtype", default="q8", choices=("fp32", "fp16", "q8"),
+    parser.add_argument("--dtype", default="q8", choices=DTYPES,
                         help="which ONNX file of the export to run (default q8, as the browser)")
     parser.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR",
                         help=f"export folder made by `face-studio export` (default {DEFAULT_PARSER_DIR})")
