@@ -87,7 +87,7 @@ def check_request(req: EditRequest) -> EditRequest:
                         "lower keeps more of it.")
     checked = validate(prompt=req.prompt, negative_prompt=req.negative_prompt, steps=req.steps,
                        guidance=req.guidance, seed=req.seed, max_sequence_length=req.max_sequence_length)
-    if round(checked.steps * strength) < 1:
+    if checked.steps - int(checked.steps - checked.steps * strength) < 1:
         raise UserError(f"{checked.steps} steps at strength {strength:g} runs no denoising step: raise either.")
     return EditRequest(prompt=checked.prompt, negative_prompt=checked.negative_prompt, strength=strength,
                        steps=checked.steps, guidance=checked.guidance, seed=checked.with_seed().seed,
@@ -195,7 +195,8 @@ def _run(service: GenerationService, pipe, req: EditRequest, progress: ProgressF
 
     from webapp.generation.service import GenerationCancelled
 
-    total = max(1, int(req.steps * req.strength))
+    # diffusers skips the first int(steps − steps·strength) timesteps (SD3 img2img/inpaint get_timesteps).
+    total = req.steps - int(max(req.steps - req.steps * req.strength, 0))
 
     def on_step(_pipe, step: int, _t, _tensors: dict) -> dict:
         if cancel is not None and cancel.is_set():
