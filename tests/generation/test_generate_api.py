@@ -1,0 +1,229 @@
+"""The Generate API through a live server and gradio_client, serving the tiny SD3 folder on CPU."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from tests.generation.conftest import start_server
+from webapp.generation.params import PNG_JSON_KEY, PNG_TEXT_KEY
+from webapp.generation.pipeline import NO_GPU_MESSAGE
+
+# prompt, negative, preset, steps, guidance, width, height, seed, images, T5 max tokens
+GOOD = dict(prompt="a portrait photo, soft light", negative_prompt="", preset="Custom", steps=2, guidance=4.5,
+            width=64, height=64, seed=11, num_images=1, max_sequence_length=77)
+
+
+def generate(client: Client, **changes):
+    args = {**GOOD, **changes}
+    return client.predict(*args.values(), api_name="/generate")
+
+
+def pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_generate_returns_pngs_of_the_requested_size(client):
+    images, seed_used, parameters = generate(client, width=96, height=64, num_images=2, seed=40)
+    assert len(images) == 2
+    for item, seed in zip(images, (40, 41), strict=True):
+        with Image.open(item["image"]) as png:
+            assert png.format == "PNG"
+            assert png.size == (96, 64)
+            assert f"Seed: {seed}" in png.text[PNG_TEXT_KEY]  # image i carries seed + i
+        assert f"seed {seed}" in item["caption"]
+    assert seed_used == 40
+    assert "Size: 96x64" in parameters
+    assert pixels(images[0]["image"]).std() > 1.0  # a real image, not a flat fill
+
+
+def test_random_seed_is_returned_and_reproduces(client):
+    images, seed_used, _ = generate(client, seed=-1)
+    assert 0 <= seed_used < 2**32
+    again, _, _ = generate(client, seed=seed_used)
+    assert np.array_equal(pixels(images[0]["image"]), pixels(again[0]["image"]))
+
+
+def test_same_seed_gives_the_same_pixels(client):
+    first, _, _ = generate(client, seed=1234)
+    second, _, _ = generate(client, seed=1234)
+    other, _, _ = generate(client, seed=1235)
+    assert np.array_equal(pixels(first[0]["image"]), pixels(second[0]["image"]))
+    assert not np.array_equal(pixels(first[0]["image"]), pixels(other[0]["image"]))
+
+
+def test_png_parameters_round_trip_into_the_fields(client):
+    sent = dict(prompt='a sailor, "old", with a pipe: oil painting\nsecond line', negative_prompt="blurry, lowres",
+                preset="Medium", steps=3, guidance=2.5, width=512, height=512, seed=99, num_images=1,
+                max_sequence_length=128)
+    images, _, _ = generate(client, **sent)
+    with Image.open(images[0]["image"]) as png:
+        assert PNG_JSON_KEY in png.text and PNG_TEXT_KEY in png.text
+    fields = client.predict(handle_file(images[0]["image"]), api_name="/read_parameters")
+    prompt, negative, preset, steps, guidance, width, height, seed, seq_len, aspect = fields
+    assert (prompt, negative, preset) == (sent["prompt"], sent["negative_prompt"], sent["preset"])
+    assert (steps, guidance, width, height, seed) == (3, 2.5, 512, 512, 99)
+    assert int(seq_len) == 128
+    assert aspect == "custom"
+    # and the loaded fields make the same image again
+    again, _, _ = generate(client, prompt=prompt, negative_prompt=negative, preset=preset, steps=steps,
+                           guidance=guidance, width=width, height=height, seed=seed, max_sequence_length=seq_len)
+    assert np.array_equal(pixels(images[0]["image"]), pixels(again[0]["image"]))
+
+
+def test_read_parameters_refuses_a_png_without_parameters(client, tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (16, 16), "red").save(plain)
+    with pytest.raises(AppError, match="carries no generation parameters"):
+        client.predict(handle_file(str(plain)), api_name="/read_parameters")
+
+
+def test_lora_changes_the_output_and_unloading_restores_it(client, tiny_lora):
+    base, _, _ = generate(client, seed=5)
+    try:
+        table, _ = client.predict(str(tiny_lora), 1.0, api_name="/lora_load")
+        assert [row["name"] for row in table] == ["tiny_style"]
+        styled, _, parameters = generate(client, seed=5)
+        assert "LoRA: \"tiny_style: 1\"" in parameters
+        assert not np.array_equal(pixels(base[0]["image"]), pixels(styled[0]["image"]))
+    finally:
+        table, _ = client.predict("(all)", api_name="/lora_unload")
+    assert table == []
+    restored, _, _ = generate(client, seed=5)
+    assert np.array_equal(pixels(base[0]["image"]), pixels(restored[0]["image"]))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("/no/such/style.safetensors", "not an existing file, and not a hub id"),
+    ("not a lora", "not an existing file, and not a hub id"),
+])
+def test_lora_bad_sources_are_refused(client, spec, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(spec, 1.0, api_name="/lora_load")
+
+
+def test_lora_that_does_not_fit_the_model_is_refused_cleanly(client, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    bogus = tmp_path / "bogus.safetensors"
+    save_file({"transformer.nothing_here.lora_A.weight": torch.zeros(4, 4)}, str(bogus))
+    with pytest.raises(AppError, match="could not load the LoRA"):
+        client.predict(str(bogus), 1.0, api_name="/lora_load")
+    table, _ = client.predict("(all)", api_name="/lora_unload")
+    assert table == []
+    generate(client)  # still serving, nothing half-loaded
+
+
+BAD_INPUTS = [
+    (dict(width=1000), "width must be a multiple of 16, got 1000: use 992 or 1008"),
+    (dict(height=72), "height must be a multiple of 16"),
+    (dict(steps=0), "steps must be between 1 and 150, got 0"),
+    (dict(steps=10_000), "steps must be between 1 and 150, got 10000"),
+    (dict(prompt="x" * 20_000), "prompt is 20,000 characters, over the limit of 4,000"),
+    (dict(prompt="   "), "the prompt is empty"),
+    (dict(preset="SDXL"), "unknown preset 'SDXL': choose one of Large, Large Turbo, Medium, Custom"),
+    (dict(preset="Large", width=2048, height=2048), "Large works between 0.25 and 1 MP"),
+    (dict(guidance=-1), "guidance must be between 0 and 30"),
+    (dict(seed=2**40), "seed must be -1 (random) or between 0 and 4294967295"),
+    (dict(num_images=0), "images per run must be between 1 and 8"),
+    (dict(max_sequence_length=1000), "T5 max sequence length must be one of 77, 128, 256, 512"),
+]
+
+
+@pytest.mark.parametrize("changes, message", BAD_INPUTS, ids=[m.split(",")[0][:40] for _, m in BAD_INPUTS])
+def test_bad_inputs_are_clear_errors_and_the_server_keeps_serving(client, changes, message):
+    with pytest.raises(AppError) as err:
+        generate(client, **changes)
+    assert message in str(err.value)
+    images, _, _ = generate(client)  # the next request is served
+    assert Image.open(images[0]["image"]).size == (64, 64)
+
+
+def test_cancel_stops_the_job_at_the_next_step(server):
+    from webapp.generation.service import get_service
+
+    service = get_service(server.settings)
+    before = set(service.output_dir.iterdir())
+    steps_seen: list[int] = []
+    client = Client(server.url, verbose=False)
+    job = client.submit(*{**GOOD, "steps": 150, "width": 256, "height": 256}.values(), api_name="/generate")
+    # wait until denoising has started (the service's progress reaches the job), then cancel
+    deadline = time.time() + 120
+    while not service._cancel and time.time() < deadline:
+        time.sleep(0.05)
+    assert service._cancel, "the job never started"
+    cancel_event = next(iter(service._cancel.values()))
+    watcher = threading.Thread(target=lambda: steps_seen.append(cancel_event.wait(120)))
+    watcher.start()
+    client.predict(api_name="/cancel")
+    watcher.join()
+    assert steps_seen == [True]  # the running job's flag was set
+    deadline = time.time() + 120
+    while service._cancel and time.time() < deadline:  # the handler has returned (after saving, if it saved)
+        time.sleep(0.05)
+    assert not service._cancel
+    with pytest.raises(Exception):  # noqa: B017 - cancelled jobs end in gradio_client's own exception type
+        job.result(timeout=60)
+    assert set(service.output_dir.iterdir()) == before  # nothing written: it stopped early
+    images, _, _ = generate(client)
+    assert len(images) == 1
+
+
+def test_missing_model_folder_is_a_clear_error_and_the_server_keeps_serving(tmp_path):
+    missing = tmp_path / "no-such-model"
+    handle = start_server(sd_model=str(missing), device="cpu", parser_dir=tmp_path / "none",
+                          output_dir=tmp_path / "out")
+    try:
+        client = Client(handle.url, verbose=False)
+        for _ in range(2):  # asked twice: the same clear answer, the server still up
+            with pytest.raises(AppError, match=f"model folder {missing} does not exist"):
+                generate(client)
+        assert client.predict("   ", api_name="/lora_unload")[0] == []  # other endpoints still answer
+    finally:
+        handle.close()
+
+
+def test_folder_without_model_index_is_refused(tmp_path):
+    from webapp.generation.pipeline import ModelLoadError, PipelineOwner
+
+    (tmp_path / "weights").mkdir()
+    owner = PipelineOwner(str(tmp_path / "weights"), device="cpu")
+    with pytest.raises(ModelLoadError, match="not a diffusers pipeline folder"):
+        owner.get()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_cuda(), reason="this machine has a CUDA GPU: the no-GPU refusal cannot happen here")
+def test_without_gpu_generate_is_refused_and_the_view_says_so(tiny_sd3_dir, tmp_path):
+    import httpx
+
+    handle = start_server(sd_model=str(tiny_sd3_dir), device=None, parser_dir=tmp_path / "none",
+                          output_dir=tmp_path / "out")
+    try:
+        client = Client(handle.url, verbose=False)
+        with pytest.raises(AppError) as err:
+            generate(client)
+        assert str(err.value).strip() == NO_GPU_MESSAGE
+        with pytest.raises(AppError, match="needs a CUDA GPU"):
+            client.predict(str(tiny_sd3_dir), 1.0, api_name="/lora_load")
+        config = httpx.get(handle.url + "config", timeout=30).json()
+        texts = [c.get("props", {}).get("value") for c in config["components"]]
+        assert any(isinstance(t, str) and "Generation is off on this server" in t and "--device cpu" in t
+                   for t in texts)
+        run_button = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "generate-run")
+        assert run_button["props"]["interactive"] is False
+        assert not list((tmp_path / "out").glob("*.png"))
+    finally:
+        handle.close()

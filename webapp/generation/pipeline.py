@@ -1,0 +1,339 @@
+"""The one owner of the diffusers ``StableDiffusion3Pipeline``: resolves the device, loads the model once
+(lazily, on first use) from a hub id or a local diffusers folder, applies the memory mode, and loads /
+unloads LoRAs. Every failure a user can fix becomes a :class:`~webapp.errors.UserError` that says how.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from webapp.errors import UserError
+from webapp.generation import presets as P
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import StableDiffusion3Pipeline
+
+log = logging.getLogger(__name__)
+
+NO_GPU_MESSAGE = (
+    "Generation needs a CUDA GPU, and this server has none. Run `face-studio serve` on a machine with an "
+    "NVIDIA GPU, or start it with `--device cpu` to generate on the CPU on purpose (practical only for small "
+    "or dev models)."
+)
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # owner/name
+# What to try after a CUDA out-of-memory error in each mode.
+OOM_ADVICE: dict[str, str] = {
+    "full": "restart with `--memory-mode fp8` (transformer weights in float8) or `--memory-mode offload`",
+    "fp8": "restart with `--memory-mode offload` (model CPU offload)",
+    "no-t5": "restart with `--memory-mode offload`",
+    "offload": "generate fewer images per run or a smaller size, or restart with `--memory-mode no-t5`",
+}
+
+
+class ModelLoadError(UserError, RuntimeError):
+    """The model could not be loaded; the message says why and what to do."""
+
+
+class OutOfMemory(UserError, RuntimeError):
+    """CUDA ran out of memory; the message names the memory mode to try."""
+
+
+@dataclass(frozen=True)
+class LoadedLora:
+    name: str  # peft adapter name
+    source: str  # what the user gave: a .safetensors path, a folder, or hub id[:weight name]
+    scale: float
+
+
+def resolve_device(device: str | None) -> tuple[str | None, str | None]:
+    """``(device, None)`` when generation can run there, else ``(None, reason)``.
+
+    ``None`` means "the CUDA GPU if there is one"; ``"cpu"`` is allowed only when asked for.
+    """
+    import torch
+
+    if device in (None, "", "auto"):
+        return ("cuda", None) if torch.cuda.is_available() else (None, NO_GPU_MESSAGE)
+    if device == "cpu":
+        return "cpu", None
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        if not torch.cuda.is_available():
+            return None, NO_GPU_MESSAGE
+        index = int(device.split(":")[1]) if ":" in device else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            return None, (f"--device {device} asks for GPU {index}, but this server has {count} CUDA GPU(s): "
+                          f"use cuda:0 … cuda:{count - 1}.")
+        return device, None
+    return None, f"unknown device {device!r}: use cuda, cuda:N or cpu."
+
+
+def gpu_memory_gib(device: str | None) -> float | None:
+    """Total memory of the CUDA device, in GiB; None on CPU."""
+    if not device or not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory / 2**30
+
+
+def is_local_source(source: str) -> bool:
+    """A folder path rather than a hub id: anything that exists on disk or does not look like owner/name."""
+    return Path(source).expanduser().exists() or not HUB_ID_RE.match(source)
+
+
+def _chain(err: BaseException):
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def explain_load_error(source: str, err: BaseException) -> str:
+    """A user-facing message for a failed hub download."""
+    import os
+
+    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    token = bool(os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"))
+    for e in _chain(err):
+        if isinstance(e, GatedRepoError) or "gated" in str(e).lower():
+            if token:
+                return (f"{source} is a gated model and your HF_TOKEN has no access yet: accept the licence at "
+                        f"https://huggingface.co/{source} with the account the token belongs to, then restart.")
+            return (f"{source} is a gated model: accept its licence at https://huggingface.co/{source}, create a "
+                    "read token at https://huggingface.co/settings/tokens and start the server with HF_TOKEN "
+                    "set to it.")
+        if isinstance(e, RepositoryNotFoundError):
+            return (f"no model {source!r} on the Hugging Face hub (or it is private): check the id, e.g. "
+                    f"{P.PRESETS['Medium'].hub_id}; for a private model set HF_TOKEN.")
+        if isinstance(e, OfflineModeIsEnabled) or type(e).__name__ in ("ConnectError", "ConnectionError"):
+            return (f"could not download {source}: the hub is unreachable (offline, or HF_HUB_OFFLINE is set) "
+                    "and the model is not in the local cache. Connect once to download it, or pass a local "
+                    "diffusers folder to --sd-model.")
+    return f"could not load {source}: {err}"
+
+
+class PipelineOwner:
+    """Loads ``StableDiffusion3Pipeline`` once, on first :meth:`get`, and keeps it.
+
+    Thread-safe: :attr:`lock` serialises loading, generation and LoRA changes (one job at a time per GPU).
+    """
+
+    def __init__(self, source: str, *, device: str | None = None, memory_mode: str = "auto",
+                 preset: str = "Custom", loras: list[tuple[str, float]] | None = None) -> None:
+        self.source = str(source)
+        self.preset = preset
+        self.device, self.unavailable = resolve_device(device)
+        self.requested_memory_mode = memory_mode
+        if memory_mode not in P.MEMORY_MODES and self.unavailable is None:
+            self.unavailable = (f"unknown memory mode {memory_mode!r}: choose one of "
+                                f"{', '.join(P.MEMORY_MODE_NAMES)}.")
+        if self.device == "cpu" and memory_mode == "offload" and self.unavailable is None:
+            self.unavailable = "memory mode 'offload' moves models to a GPU and needs one: use full or no-t5 on CPU."
+        self.startup_loras = list(loras or [])
+        self.lock = threading.RLock()
+        self._pipe: StableDiffusion3Pipeline | None = None
+        self._loras: dict[str, LoadedLora] = {}
+
+    # ------------------------------------------------------------------------------------------- state
+
+    @property
+    def loaded(self) -> bool:
+        return self._pipe is not None
+
+    @property
+    def memory_mode(self) -> str:
+        """The memory mode in effect ("auto" resolved from the GPU's memory)."""
+        if self.requested_memory_mode != "auto" or self.device is None:
+            return self.requested_memory_mode
+        return P.pick_memory_mode(self.preset, gpu_memory_gib(self.device))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        import torch
+
+        return torch.bfloat16 if self.device and self.device.startswith("cuda") else torch.float32
+
+    @property
+    def loras(self) -> list[LoadedLora]:
+        return list(self._loras.values())
+
+    def check_available(self) -> None:
+        if self.unavailable:
+            raise UserError(self.unavailable)
+
+    # ------------------------------------------------------------------------------------------- loading
+
+    def get(self) -> StableDiffusion3Pipeline:
+        """The loaded pipeline; loads it on the first call (minutes for a hub model)."""
+        self.check_available()
+        if self._pipe is None:
+            with self.lock:
+                if self._pipe is None:
+                    self._pipe = self._load()
+                    for spec, scale in self.startup_loras:
+                        self.load_lora(spec, scale)
+        return self._pipe
+
+    def _load(self) -> StableDiffusion3Pipeline:
+        import torch
+        from diffusers import StableDiffusion3Pipeline
+
+        mode = self.memory_mode
+        kwargs: dict[str, Any] = {"dtype": self.dtype, "use_safetensors": True}
+        if mode == "no-t5":
+            kwargs.update(text_encoder_3=None, tokenizer_3=None)
+        if is_local_source(self.source):
+            folder = Path(self.source).expanduser()
+            if not folder.exists():
+                raise ModelLoadError(
+                    f"model folder {folder} does not exist: pass a diffusers folder (one holding "
+                    f"model_index.json) or a hub id such as {P.PRESETS['Medium'].hub_id} to --sd-model.")
+            if not (folder / "model_index.json").is_file():
+                raise ModelLoadError(
+                    f"{folder} is not a diffusers pipeline folder (no model_index.json): point --sd-model at "
+                    "the folder made by `save_pretrained` or downloaded from the hub.")
+            source = str(folder)
+        else:
+            source = self.source
+        log.info("loading %s (%s, memory mode %s, %s)", source, self.device, mode, kwargs["dtype"])
+        try:
+            pipe = StableDiffusion3Pipeline.from_pretrained(source, **kwargs)
+        except torch.OutOfMemoryError:
+            raise self._oom(mode) from None
+        except (OSError, ValueError) as err:
+            if is_local_source(self.source):
+                raise ModelLoadError(f"could not load the model folder {source}: {err}") from None
+            raise ModelLoadError(explain_load_error(source, err)) from None
+        try:
+            self._place(pipe, mode)
+        except torch.OutOfMemoryError:
+            del pipe
+            raise self._oom(mode) from None
+        pipe.set_progress_bar_config(desc="denoising")  # the per-step bar in the server log
+        log.info("loaded %s", source)
+        return pipe
+
+    def _place(self, pipe: StableDiffusion3Pipeline, mode: str) -> None:
+        import torch
+
+        if mode == "fp8":
+            pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=self.dtype)
+        if mode == "offload":
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+
+    def _oom(self, mode: str) -> OutOfMemory:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        total = gpu_memory_gib(self.device)
+        size = f" ({total:.0f} GiB)" if total else ""
+        return OutOfMemory(f"the GPU{size} ran out of memory in memory mode '{mode}': "
+                           f"{OOM_ADVICE.get(mode, OOM_ADVICE['offload'])}.")
+
+    def oom_error(self) -> OutOfMemory:
+        """The error to raise after a CUDA OOM during generation (frees the cache first)."""
+        return self._oom(self.memory_mode)
+
+    # -------------------------------------------------------------------------------------------- LoRA
+
+    def load_lora(self, spec: str, scale: float = 1.0) -> LoadedLora:
+        """Load a LoRA into the transformer (and text encoders, if it has layers for them) and activate
+        every loaded LoRA with its scale.
+
+        ``spec``: a local ``.safetensors`` file, a folder holding one, or ``hub_id[:weight_name]``.
+        """
+        import math
+
+        if not isinstance(spec, str) or not spec.strip():
+            raise UserError("no LoRA given: enter a local .safetensors path or a hub id (owner/name[:file]).")
+        try:
+            scale = float(scale)
+        except (TypeError, ValueError):
+            raise UserError(f"LoRA scale must be a number, got {scale!r}.") from None
+        if not math.isfinite(scale) or not -10 <= scale <= 10:
+            raise UserError(f"LoRA scale must be between -10 and 10, got {scale}.")
+        spec = spec.strip()
+        location, weight_name = self._lora_location(spec)
+        pipe = self.get()
+        with self.lock:
+            name = self._adapter_name(spec)
+            try:
+                pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name)
+            except Exception as err:  # any failure leaves no half-loaded adapter, and says why
+                self._drop_adapter(pipe, name)
+                if isinstance(err, OSError) and not Path(location).exists():
+                    raise UserError(explain_load_error(location, err)) from None
+                raise UserError(f"could not load the LoRA {spec!r}: {err}. It must be a LoRA made for an SD3 / "
+                                "SD3.5 transformer, saved as .safetensors.") from None
+            self._loras[name] = LoadedLora(name=name, source=spec, scale=scale)
+            self._activate(pipe)
+            log.info("LoRA %s loaded as %r at scale %g", spec, name, scale)
+            return self._loras[name]
+
+    def unload_lora(self, name: str | None = None) -> list[LoadedLora]:
+        """Unload one LoRA by adapter name, or all when ``name`` is None/empty; returns what is left."""
+        with self.lock:
+            if not name:
+                if self._pipe is not None and self._loras:
+                    self._pipe.unload_lora_weights()
+                self._loras.clear()
+                return []
+            if name not in self._loras:
+                loaded = ", ".join(self._loras) or "none"
+                raise UserError(f"no LoRA named {name!r} is loaded (loaded: {loaded}).")
+            self._drop_adapter(self._pipe, name)
+            del self._loras[name]
+            if self._loras:
+                self._activate(self._pipe)
+            return self.loras
+
+    @staticmethod
+    def _lora_location(spec: str) -> tuple[str, str | None]:
+        path = Path(spec).expanduser()
+        if path.is_file():
+            if path.suffix != ".safetensors":
+                raise UserError(f"LoRA file {path.name} is not .safetensors: only safetensors files are loaded.")
+            return str(path.parent), path.name
+        if path.is_dir():
+            files = sorted(path.glob("*.safetensors"))
+            if len(files) != 1:
+                raise UserError(f"LoRA folder {path} holds {len(files)} .safetensors files: give the file's path.")
+            return str(path), files[0].name
+        hub_id, _, weight_name = spec.partition(":")
+        if (spec.endswith(".safetensors") and not weight_name) or not HUB_ID_RE.match(hub_id):
+            raise UserError(f"LoRA {spec!r} is not an existing file, and not a hub id: give a local .safetensors "
+                            "path or owner/name[:file.safetensors].")
+        return hub_id, weight_name or None
+
+    def _adapter_name(self, spec: str) -> str:
+        stem = Path(spec.split(":")[-1]).stem if ":" in spec else Path(spec).stem
+        base = re.sub(r"\W+", "_", stem).strip("_") or "lora"
+        name, n = base, 2
+        while name in self._loras:
+            name, n = f"{base}_{n}", n + 1
+        return name
+
+    def _activate(self, pipe: StableDiffusion3Pipeline) -> None:
+        names = list(self._loras)
+        pipe.set_adapters(names, adapter_weights=[self._loras[n].scale for n in names])
+
+    @staticmethod
+    def _drop_adapter(pipe: StableDiffusion3Pipeline | None, name: str) -> None:
+        if pipe is None:
+            return
+        try:
+            pipe.delete_adapters(name)
+        except Exception:  # nothing was loaded under that name
+            pass

@@ -1,0 +1,246 @@
+"""Generate view: SD3.5 text-to-image on the server, and its Gradio API.
+
+API names: ``generate`` (images, seed used, parameters text), ``read_parameters`` (a PNG → the page's
+fields), ``lora_load`` / ``lora_unload``, ``cancel``. Every event that uses the GPU shares one queue slot
+(``concurrency_id=GPU_CONCURRENCY_ID``, ``concurrency_limit=1``); the server bounds the queue
+(``demo.queue(max_size=settings.max_queue)``) and Gradio shows waiting users their position.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from webapp.errors import UserError
+from webapp.generation import presets as P
+from webapp.generation.params import read_png_parameters
+from webapp.generation.service import GPU_CONCURRENCY_ID, GenerationService, get_service
+from webapp.settings import ServeSettings
+
+CUSTOM_ASPECT = "custom"
+ALL_LORAS = "(all)"
+
+
+# ------------------------------------------------------------------------------------- pure helpers
+
+
+def generate_caption(seed: int, width: int, height: int) -> str:
+    return f"seed {seed} · {width}×{height}"
+
+
+def generate_preset_defaults(preset: str) -> tuple[int, float]:
+    """Steps and guidance a preset starts from (unknown names are left to the validator)."""
+    spec = P.PRESETS.get(preset, P.PRESETS["Custom"])
+    return spec.steps, spec.guidance
+
+
+def generate_aspect_size(aspect: str, preset: str) -> tuple[int, int] | None:
+    """Width × height for an aspect at the preset's native area (1 MP; Custom's small models: the same)."""
+    return P.ASPECTS.get(aspect)
+
+
+def generate_loras_table(service: GenerationService) -> list[dict[str, Any]]:
+    return [{"name": lo.name, "source": lo.source, "scale": lo.scale} for lo in service.loras]
+
+
+# ------------------------------------------------------------------------------------------ handlers
+
+
+def _user_error(err: UserError) -> gr.Error:
+    return gr.Error(str(err), print_exception=False)
+
+
+def make_handlers(service: GenerationService):
+    """The view's event handlers, bound to one service (returned as a namespace for tests and the CLI)."""
+
+    def generate(prompt: str, negative_prompt: str, preset: str, steps: float | None, guidance: float | None,
+                 width: float, height: float, seed: float, num_images: float, max_sequence_length: int | str,
+                 request: gr.Request, progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio's idiom
+        """Text to image with SD3.5. Returns the images (PNGs carrying their parameters), the seed used
+        (image i used seed + i) and the parameters as AUTOMATIC1111-style text. seed -1 = random;
+        steps / guidance left empty take the preset's values."""
+        key = request.session_hash or "anonymous"
+        cancel = service.begin_job(key)
+        try:
+            if not service.owner.loaded and service.unavailable_reason is None:
+                progress(0, desc="loading the model (first use)…")
+
+            def on_step(done: int, total: int) -> None:
+                progress((done, total), desc=f"denoising step {done}/{total}", unit="steps")
+
+            result = service.generate_from_inputs(
+                prompt=prompt, negative_prompt=negative_prompt, preset=preset, steps=steps, guidance=guidance,
+                width=width, height=height, seed=seed, num_images=num_images,
+                max_sequence_length=max_sequence_length, progress=on_step, cancel=cancel)
+        except UserError as err:
+            raise _user_error(err) from None
+        finally:
+            service.end_job(key, cancel)
+        gallery = [(str(img.path), generate_caption(img.seed, img.parameters.width, img.parameters.height))
+                   for img in result.images]
+        return gallery, result.seed, result.parameters_text
+
+    def cancel(request: gr.Request) -> None:
+        """Stop this session's running generation at its next denoising step."""
+        if service.cancel(request.session_hash or "anonymous"):
+            gr.Info("Cancelling at the next step…")
+
+    def add_to_session(images: list | None, session: list[str]) -> tuple[list, list[str]]:
+        paths = [item[0] if isinstance(item, (list, tuple)) else item for item in images or []]
+        session = [*paths, *session][:200]  # newest first; a long session keeps its last 200
+        return session, session
+
+    def read_parameters(file: str | None):
+        """Read the parameters stored in a PNG (ours, AUTOMATIC1111's or Forge's) into the fields: prompt,
+        negative prompt, preset, steps, guidance, width, height, seed, T5 max sequence length."""
+        if not file:
+            raise gr.Error("no PNG given: drop a PNG made by face-studio, AUTOMATIC1111 or Forge.",
+                           print_exception=False)
+        try:
+            found = read_png_parameters(file)
+        except UserError as err:
+            raise _user_error(err) from None
+        preset = found.get("preset")
+        values = [
+            found.get("prompt", gr.skip()),
+            found.get("negative_prompt", gr.skip()),
+            preset if preset in P.PRESETS else gr.skip(),
+            found.get("steps", gr.skip()),
+            found.get("guidance", gr.skip()),
+            found.get("width", gr.skip()),
+            found.get("height", gr.skip()),
+            found.get("seed", gr.skip()),
+            found.get("max_sequence_length", gr.skip()),
+        ]
+        aspect = CUSTOM_ASPECT if "width" in found else gr.skip()
+        return (*values, aspect)
+
+    def lora_load(spec: str, scale: float):
+        """Load a LoRA (a local .safetensors path, or hub_id[:weight_name]) with a scale; all loaded LoRAs
+        stay active. Returns the loaded LoRAs."""
+        try:
+            service.load_lora(spec, scale)
+        except UserError as err:
+            raise _user_error(err) from None
+        return _lora_outputs()
+
+    def lora_unload(name: str | None):
+        """Unload one LoRA by name, or all of them (name empty or "(all)"). Returns the LoRAs left."""
+        try:
+            name = (name or "").strip()
+            service.unload_lora(None if name in ("", ALL_LORAS) else name)
+        except UserError as err:
+            raise _user_error(err) from None
+        return _lora_outputs()
+
+    def _lora_outputs():
+        names = [lo.name for lo in service.loras]
+        return generate_loras_table(service), gr.update(choices=[ALL_LORAS, *names], value=ALL_LORAS)
+
+    def status() -> str:
+        return service.status_markdown()
+
+    handlers = dict(generate=generate, cancel=cancel, add_to_session=add_to_session,
+                    read_parameters=read_parameters, lora_load=lora_load, lora_unload=lora_unload, status=status)
+    return type("GenerateHandlers", (), {k: staticmethod(v) for k, v in handlers.items()})
+
+
+# ---------------------------------------------------------------------------------------------- layout
+
+
+def build(settings: ServeSettings) -> None:
+    """Lay out the Generate tab inside the current Blocks."""
+    service = get_service(settings)
+    h = make_handlers(service)
+    reason = service.unavailable_reason
+    enabled = reason is None
+    steps0, guidance0 = generate_preset_defaults(service.default_preset)
+
+    if reason:
+        gr.Markdown(f"**Generation is off on this server.** {html.escape(reason)}", elem_id="generate-unavailable")
+    status = gr.Markdown(service.status_markdown(), elem_id="generate-status")
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a portrait photo of …", interactive=enabled)
+            negative = gr.Textbox(label="Negative prompt", lines=2, interactive=enabled)
+            with gr.Row():
+                preset = gr.Dropdown(list(P.PRESET_NAMES), value=service.default_preset, label="Model preset",
+                                     allow_custom_value=True, interactive=enabled,
+                                     info="sets steps, guidance, size range and skip-layer guidance")
+                seq_len = gr.Dropdown(list(P.SEQ_LENGTHS), value=P.DEFAULT_SEQ_LENGTH, label="T5 max tokens",
+                                      allow_custom_value=True, interactive=enabled)
+            with gr.Row():
+                steps = gr.Number(steps0, label=f"Steps ({P.MIN_STEPS}–{P.MAX_STEPS})", step=1, interactive=enabled)
+                guidance = gr.Number(guidance0, label="Guidance (CFG)", step=0.1, interactive=enabled)
+                num_images = gr.Number(1, label=f"Images per run (1–{P.MAX_IMAGES})", step=1, interactive=enabled)
+            with gr.Row():
+                aspect = gr.Dropdown([*P.ASPECTS, CUSTOM_ASPECT], value="1:1", label="Aspect", interactive=enabled)
+                width = gr.Number(1024, label="Width", step=P.SIZE_MULTIPLE, interactive=enabled)
+                height = gr.Number(1024, label="Height", step=P.SIZE_MULTIPLE, interactive=enabled)
+            with gr.Row():
+                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, interactive=enabled)
+                random_seed = gr.Button("🎲 Random", size="sm", interactive=enabled)
+                reuse_seed = gr.Button("♻️ Reuse last", size="sm", interactive=enabled)
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", interactive=enabled, elem_id="generate-run")
+                stop = gr.Button("Cancel", variant="stop", interactive=enabled)
+            with gr.Accordion("Load parameters from a PNG", open=False):
+                png = gr.File(label="Drop a PNG (face-studio, AUTOMATIC1111, Forge)", file_types=[".png"],
+                              type="filepath")
+            with gr.Accordion("LoRA", open=False):
+                lora_spec = gr.Textbox(label="LoRA", interactive=enabled,
+                                       placeholder="/path/style.safetensors or owner/name:file.safetensors")
+                lora_scale = gr.Number(1.0, label="Scale", step=0.05, interactive=enabled)
+                with gr.Row():
+                    lora_load = gr.Button("Load", interactive=enabled)
+                    lora_name = gr.Dropdown([ALL_LORAS], value=ALL_LORAS, label="Unload", allow_custom_value=True,
+                                            interactive=enabled)
+                    lora_unload = gr.Button("Unload", interactive=enabled)
+                lora_table = gr.JSON(label="Loaded LoRAs", value=generate_loras_table(service))
+        with gr.Column(scale=4):
+            images = gr.Gallery(label="Images", format="png", columns=2, height="auto", elem_id="generate-images")
+            seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+            parameters = gr.Textbox(label="Parameters", lines=4, interactive=False)
+            session_gallery = gr.Gallery(label="This session", columns=6, height="auto")
+    session = gr.State([])
+
+    # Generate: one job per GPU at a time; the rest queue (bounded by the server) and see their position.
+    gen_event = run.click(
+        h.generate,
+        inputs=[prompt, negative, preset, steps, guidance, width, height, seed, num_images, seq_len],
+        outputs=[images, seed_used, parameters],
+        api_name="generate",
+        concurrency_limit=1,
+        concurrency_id=GPU_CONCURRENCY_ID,
+    )
+    gen_event.success(h.add_to_session, inputs=[images, session], outputs=[session_gallery, session],
+                      api_visibility="private")
+    gen_event.then(h.status, outputs=status, api_visibility="private")
+    stop.click(h.cancel, api_name="cancel", cancels=[gen_event], queue=False)
+
+    # Field helpers (the user's own edits only: `.input`, so loading a PNG's fields doesn't reset them).
+    preset.input(generate_preset_defaults, inputs=preset, outputs=[steps, guidance], api_visibility="private")
+
+    def on_aspect(a: str, p: str):
+        size = generate_aspect_size(a, p)
+        return (size[0], size[1]) if size else (gr.skip(), gr.skip())
+
+    aspect.input(on_aspect, inputs=[aspect, preset], outputs=[width, height], api_visibility="private")
+    random_seed.click(lambda: -1, outputs=seed, api_visibility="private")
+    reuse_seed.click(lambda s: s if s is not None else -1, inputs=seed_used, outputs=seed, api_visibility="private")
+
+    png.upload(
+        h.read_parameters,
+        inputs=png,
+        outputs=[prompt, negative, preset, steps, guidance, width, height, seed, seq_len, aspect],
+        api_name="read_parameters",
+    )
+
+    lora_load.click(h.lora_load, inputs=[lora_spec, lora_scale], outputs=[lora_table, lora_name],
+                    api_name="lora_load", concurrency_limit=1, concurrency_id=GPU_CONCURRENCY_ID
+                    ).then(h.status, outputs=status, api_visibility="private")
+    lora_unload.click(h.lora_unload, inputs=lora_name, outputs=[lora_table, lora_name], api_name="lora_unload",
+                      concurrency_limit=1, concurrency_id=GPU_CONCURRENCY_ID
+                      ).then(h.status, outputs=status, api_visibility="private")
