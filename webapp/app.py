@@ -17,6 +17,8 @@ from webapp.settings import ServeSettings
 from webapp.views import parse as parse_view
 
 TITLE = "face-studio"
+# Uploads and API outputs in Gradio's cache: swept hourly, kept an hour (generated images live in output_dir).
+DELETE_CACHE = (3600, 3600)
 # (tab title, module under webapp.views); a missing optional module leaves its tab out.
 OPTIONAL_VIEWS: tuple[tuple[str, str], ...] = (("Generate", "generate"), ("Edit", "edit"))
 
@@ -42,7 +44,7 @@ def views() -> list[tuple[str, ModuleType]]:
 
 def build_app(settings: ServeSettings) -> gr.Blocks:
     """The whole page: a header and one tab per view."""
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nFace parsing in your browser · SD 3.5 generation and face-aware editing "
                     "on the server.")
         with gr.Tabs():

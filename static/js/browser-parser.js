@@ -28,8 +28,9 @@ export class BrowserParser {
     this.info = null;
   }
 
-  /** Load {device, dtype} in a new worker; resolves to the worker's `ready` data. */
-  load({ device, dtype }) {
+  /** Load {device, dtype} in a new worker (WASM threads: every core unless `numThreads` says otherwise);
+   *  resolves to the worker's `ready` data. */
+  load({ device, dtype, numThreads = navigator.hardwareConcurrency || 1 }) {
     this.dispose();
     const worker = new Worker(this.config.workerUrl, { type: 'module' });
     this.worker = worker;
@@ -57,7 +58,7 @@ export class BrowserParser {
       };
       worker.postMessage({ type: 'load', data: {
         modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
-        device, dtype, numThreads: navigator.hardwareConcurrency || 1,
+        device, dtype, numThreads,
       } });
     });
   }

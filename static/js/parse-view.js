@@ -37,7 +37,7 @@ const TEMPLATE = `
     <label>Opacity <input type="range" min="0" max="1" step="0.05" value="0.5" data-role="opacity"></label>
     <p class="fs-isolated" data-role="isolated"></p>
     <ul class="fs-legend" data-role="legend"></ul>
-    <table class="fs-timings" data-role="timings"></table>
+    <div class="fs-timings" data-role="timings"></div>
     <div class="fs-downloads">
       <button type="button" class="fs-button" data-download="labels">Label map PNG</button>
       <button type="button" class="fs-button" data-download="mask">Colour mask PNG</button>
@@ -320,8 +320,8 @@ class ParseView {
   }
 
   showTimings() {
-    const rows = Object.entries(this.result.timings).map(([k, v]) => `<tr><th>${k}</th><td>${ms(v)}</td></tr>`);
-    this.el.timings.innerHTML = `<caption>Time per stage (${this.result.backend})</caption>${rows.join('')}`;
+    const rows = Object.entries(this.result.timings).map(([k, v]) => `<dt>${k}</dt><dd>${ms(v)}</dd>`);
+    this.el.timings.innerHTML = `<p>Time per stage (${this.result.backend})</p><dl>${rows.join('')}</dl>`;
   }
 
   render() {

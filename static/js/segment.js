@@ -59,22 +59,30 @@ function clip8(ss) {
  * Returns a Uint8Array of outW*outH*3 RGB.
  */
 export function resizeBilinearPIL(src, width, height, outW, outH, channels = 4) {
-  // Horizontal pass (all rows) into an RGB temp image, then the vertical pass.
-  const h = resampleCoeffs(width, outW);
+  // Like Pillow: horizontal pass, then vertical; a pass whose size does not change is skipped (it would be
+  // the identity anyway).
   const tmp = new Uint8Array(outW * height * 3);
-  for (let y = 0; y < height; y++) {
-    const row = y * width * channels;
-    for (let xx = 0; xx < outW; xx++) {
-      const xmin = h.bounds[xx * 2], xmax = h.bounds[xx * 2 + 1], k = xx * h.ksize;
-      let r = ONE / 2, g = ONE / 2, b = ONE / 2;
-      for (let x = 0; x < xmax; x++) {
-        const w = h.coeffs[k + x], p = row + (xmin + x) * channels;
-        r += src[p] * w; g += src[p + 1] * w; b += src[p + 2] * w;
+  if (outW === width) {
+    for (let i = 0, p = 0; i < width * height; i++, p += channels) {
+      tmp[i * 3] = src[p]; tmp[i * 3 + 1] = src[p + 1]; tmp[i * 3 + 2] = src[p + 2];
+    }
+  } else {
+    const h = resampleCoeffs(width, outW);
+    for (let y = 0; y < height; y++) {
+      const row = y * width * channels;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = h.bounds[xx * 2], xmax = h.bounds[xx * 2 + 1], k = xx * h.ksize;
+        let r = ONE / 2, g = ONE / 2, b = ONE / 2;
+        for (let x = 0; x < xmax; x++) {
+          const w = h.coeffs[k + x], p = row + (xmin + x) * channels;
+          r += src[p] * w; g += src[p + 1] * w; b += src[p + 2] * w;
+        }
+        const o = (y * outW + xx) * 3;
+        tmp[o] = clip8(r); tmp[o + 1] = clip8(g); tmp[o + 2] = clip8(b);
       }
-      const o = (y * outW + xx) * 3;
-      tmp[o] = clip8(r); tmp[o + 1] = clip8(g); tmp[o + 2] = clip8(b);
     }
   }
+  if (outH === height) return tmp;
   const v = resampleCoeffs(height, outH);
   const out = new Uint8Array(outW * outH * 3);
   for (let yy = 0; yy < outH; yy++) {

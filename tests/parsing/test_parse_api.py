@@ -103,3 +103,16 @@ def test_app_starts_without_an_export_and_says_how_to_make_one(tmp_path: Path, s
         assert f"face-studio export --out {missing}" in config.decode()
         with pytest.raises(Exception, match="face-studio export"):
             Client(handle.url, verbose=False).predict(handle_file(samples["square"]), "q8", api_name="/parse")
+
+
+def test_auth_guards_the_api(tiny_export_dir: Path, samples) -> None:
+    from gradio_client import Client, handle_file
+
+    from webapp.server import run_in_thread
+    from webapp.settings import ServeSettings
+
+    with run_in_thread(ServeSettings(port=0, parser_dir=tiny_export_dir, auth=("ada", "lovelace"))) as handle:
+        assert fetch(handle.url + "gradio_api/info")[0] == 401
+        client = Client(handle.url, auth=("ada", "lovelace"), verbose=False)
+        label_path, _, _ = client.predict(handle_file(samples["square"]), "q8", api_name="/parse")
+        assert Image.open(label_path).size == (512, 512)
