@@ -164,7 +164,7 @@ def main() -> int:
     print("| model | dtype | threads | browser model | native model | ratio | browser pipeline "
           "| native pipeline | ratio | JS pre + post |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for preset, dtype, n, web, native in rows:
+    for preset, dtype, _n, web, native in rows:
         share = 100 * (web["pre"] + web["post"]) / web["pipeline"]
         print(f"| {preset} | {dtype} | {web['threads']} | {web['model']:.0f} ms | {native['model']:.0f} ms "
               f"| {web['model'] / native['model']:.1f}× | {web['pipeline']:.0f} ms | {native['pipeline']:.0f} ms "
