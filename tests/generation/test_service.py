@@ -1,0 +1,208 @@
+"""The pipeline owner and service on the tiny SD3 folder: memory modes, start-up LoRAs, sharing the loaded
+modules with the Edit feature's pipelines, cancel, and the load errors a user can hit."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from webapp.errors import UserError
+from webapp.generation.params import validate
+from webapp.generation.pipeline import (
+    NO_GPU_MESSAGE,
+    ModelLoadError,
+    PipelineOwner,
+    explain_load_error,
+    resolve_device,
+)
+from webapp.generation.service import GenerationCancelled, GenerationService
+from webapp.settings import ServeSettings
+
+SMALL = dict(prompt="a face", preset="Custom", steps=2, width=64, height=64, seed=3)
+
+
+def service_for(folder, tmp_path, **settings) -> GenerationService:
+    settings = {"device": "cpu", **settings}
+    return GenerationService(ServeSettings(sd_model=str(folder), output_dir=tmp_path / "out", **settings))
+
+
+def first_pixels(result) -> np.ndarray:
+    return np.asarray(Image.open(result.images[0].path))
+
+
+def test_loads_lazily_once_and_reports_steps(tiny_sd3_dir, tmp_path):
+    service = service_for(tiny_sd3_dir, tmp_path)
+    assert not service.owner.loaded  # nothing loaded at start
+    steps: list[tuple[int, int]] = []
+    result = service.generate(validate(**SMALL), progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 2), (2, 2)]
+    pipe = service.owner.get()
+    service.generate(validate(**SMALL))
+    assert service.owner.get() is pipe  # loaded once, kept
+    assert result.images[0].path.parent == tmp_path / "out"
+    assert "loaded" in service.status_markdown()
+
+
+def test_no_t5_mode_drops_the_t5_encoder(tiny_sd3_dir, tmp_path):
+    full = service_for(tiny_sd3_dir, tmp_path / "a")
+    no_t5 = service_for(tiny_sd3_dir, tmp_path / "b", memory_mode="no-t5")
+    assert no_t5.owner.get().text_encoder_3 is None and full.owner.get().text_encoder_3 is not None
+    a, b = full.generate(validate(**SMALL)), no_t5.generate(validate(**SMALL))
+    assert first_pixels(a).shape == first_pixels(b).shape == (64, 64, 3)
+    assert not np.array_equal(first_pixels(a), first_pixels(b))  # the T5 embedding mattered
+    assert "no-t5" in no_t5.status_markdown()
+
+
+def test_fp8_mode_stores_transformer_weights_in_float8(tiny_sd3_dir, tmp_path):
+    import torch
+
+    service = service_for(tiny_sd3_dir, tmp_path, memory_mode="fp8")
+    pipe = service.owner.get()
+    dtypes = {p.dtype for p in pipe.transformer.transformer_blocks.parameters()}
+    assert torch.float8_e4m3fn in dtypes
+    assert first_pixels(service.generate(validate(**SMALL))).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(memory_mode="offload"), "needs one"),
+    (dict(memory_mode="huge"), "unknown memory mode 'huge'"),
+    (dict(device="tpu"), "unknown device 'tpu'"),
+])
+def test_impossible_settings_refuse_generation_with_the_reason(tiny_sd3_dir, tmp_path, settings, message):
+    service = service_for(tiny_sd3_dir, tmp_path, **settings)
+    assert message in service.unavailable_reason
+    with pytest.raises(UserError, match=message):
+        service.generate(validate(**SMALL))
+
+
+def test_no_device_means_cuda_or_the_no_gpu_message():
+    import torch
+
+    device, reason = resolve_device(None)
+    if torch.cuda.is_available():
+        assert (device, reason) == ("cuda", None)
+    else:
+        assert (device, reason) == (None, NO_GPU_MESSAGE)
+        assert resolve_device("cuda:1")[1] == NO_GPU_MESSAGE
+    assert resolve_device("cpu") == ("cpu", None)
+
+
+def test_startup_loras_load_with_the_model(tiny_sd3_dir, tiny_lora, tmp_path):
+    plain = service_for(tiny_sd3_dir, tmp_path / "a")
+    styled = service_for(tiny_sd3_dir, tmp_path / "b", loras=[(str(tiny_lora), 0.5)])
+    assert [(lo.name, lo.scale) for lo in styled.loras] == []  # lazily: nothing yet
+    result = styled.generate(validate(**SMALL))
+    assert [(lo.name, lo.scale) for lo in styled.loras] == [("tiny_style", 0.5)]
+    assert result.images[0].parameters.loras == [("tiny_style", 0.5)]
+    assert not np.array_equal(first_pixels(plain.generate(validate(**SMALL))), first_pixels(result))
+
+
+def test_two_loras_get_distinct_names_and_unload_one_by_one(tiny_sd3_dir, tiny_lora, tmp_path):
+    service = service_for(tiny_sd3_dir, tmp_path)
+    base = first_pixels(service.generate(validate(**SMALL)))
+    service.load_lora(str(tiny_lora), 1.0)
+    service.load_lora(str(tiny_lora), -1.0)
+    assert [lo.name for lo in service.loras] == ["tiny_style", "tiny_style_2"]
+    with pytest.raises(UserError, match="no LoRA named 'nope' is loaded"):
+        service.unload_lora("nope")
+    left = service.unload_lora("tiny_style_2")
+    assert [lo.name for lo in left] == ["tiny_style"]
+    assert not np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+    service.unload_lora()
+    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+
+
+@pytest.mark.parametrize("scale, message", [("big", "must be a number"), (float("inf"), "between -10 and 10")])
+def test_lora_scale_is_checked(tiny_sd3_dir, tiny_lora, tmp_path, scale, message):
+    with pytest.raises(UserError, match=message):
+        service_for(tiny_sd3_dir, tmp_path).load_lora(str(tiny_lora), scale)
+
+
+def test_edit_pipelines_share_the_loaded_modules(tiny_sd3_dir, tmp_path):
+    service = service_for(tiny_sd3_dir, tmp_path)
+    pipe = service.owner.get()
+    inpaint = service.inpaint_pipeline()
+    img2img = service.img2img_pipeline()
+    for other in (inpaint, img2img):
+        assert other.transformer is pipe.transformer and other.vae is pipe.vae
+        assert other.text_encoder_3 is pipe.text_encoder_3
+    assert service.inpaint_pipeline() is inpaint  # built once
+    assert set(service.components()) >= {"transformer", "vae", "text_encoder", "tokenizer_3", "scheduler"}
+    image = Image.new("RGB", (64, 64), "gray")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    with service.owner.lock:
+        out = inpaint(prompt="a face", image=image, mask_image=mask, num_inference_steps=2, height=64, width=64,
+                      strength=1.0).images[0]
+    assert out.size == (64, 64)
+
+
+def test_cancel_before_the_next_step_writes_nothing(tiny_sd3_dir, tmp_path):
+    service = service_for(tiny_sd3_dir, tmp_path)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        cancel.set()  # the user presses Cancel during step 1
+
+    with pytest.raises(GenerationCancelled, match="cancelled after step 2 of 20"):
+        service.generate(validate(**{**SMALL, "steps": 20}), progress=progress, cancel=cancel)
+    assert seen == [1]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_hub_id_without_network_or_cache_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    owner = PipelineOwner("stabilityai/stable-diffusion-3.5-medium", device="cpu")
+    with pytest.raises(ModelLoadError, match="not in the local cache"):
+        owner.get()
+
+
+def _hub_error(cls, status: int):
+    request = httpx.Request("GET", "https://huggingface.co/api/models/stabilityai/stable-diffusion-3.5-large")
+    return cls("Access to model stabilityai/stable-diffusion-3.5-large is restricted.",
+               response=httpx.Response(status, request=request))
+
+
+def test_gated_model_without_token_says_accept_licence_and_set_hf_token(monkeypatch):
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    source = "stabilityai/stable-diffusion-3.5-large"
+    wrapped = OSError("Cannot load model")
+    wrapped.__cause__ = _hub_error(GatedRepoError, 401)
+    message = explain_load_error(source, wrapped)
+    assert "accept its licence at https://huggingface.co/stabilityai/stable-diffusion-3.5-large" in message
+    assert "HF_TOKEN" in message
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    assert "your HF_TOKEN has no access yet" in explain_load_error(source, _hub_error(GatedRepoError, 403))
+    assert "no model" in explain_load_error("someone/typo", _hub_error(RepositoryNotFoundError, 404))
+
+
+def test_out_of_memory_advice_names_the_next_memory_mode(tiny_sd3_dir):
+    owner = PipelineOwner(str(tiny_sd3_dir), device="cpu", memory_mode="full")
+    assert "--memory-mode fp8" in str(owner.oom_error())
+    owner = PipelineOwner(str(tiny_sd3_dir), device="cpu", memory_mode="fp8")
+    assert "--memory-mode offload" in str(owner.oom_error())
+
+
+def test_out_of_memory_during_generation_is_a_user_error_and_the_next_job_runs(tiny_sd3_dir, tmp_path):
+    import torch
+
+    from webapp.generation.pipeline import OutOfMemory
+
+    service = service_for(tiny_sd3_dir, tmp_path, memory_mode="full")
+
+    def allocation_fails(done, total):  # where a real run would run out: inside the denoising loop
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(OutOfMemory, match="ran out of memory in memory mode 'full'.*--memory-mode fp8"):
+        service.generate(validate(**SMALL), progress=allocation_fails)
+    assert len(service.generate(validate(**SMALL)).images) == 1
