@@ -6,7 +6,9 @@ export async function backendPlan(preference, wasmDtype, dtypes) {
   const plan = [];
   if (preference === 'auto' || preference === 'webgpu') {
     const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
-    if (adapter) {
+    // A software adapter (SwiftShader) is far slower than WASM: 'auto' only takes a real GPU.
+    const software = adapter && (adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter);
+    if (adapter && (preference === 'webgpu' || !software)) {
       const f16 = adapter.features.has('shader-f16') && dtypes.includes('fp16');
       plan.push({ device: 'webgpu', dtype: f16 ? 'fp16' : 'fp32' });
     } else if (preference === 'webgpu') {
