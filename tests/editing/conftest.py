@@ -46,3 +46,15 @@ def hair_labels(portrait: Image.Image) -> np.ndarray:
     labels[60:110, 70:130] = 1  # skin
     labels[80:88, 85:95] = 4  # left eye
     return labels
+
+
+@pytest.fixture(scope="session")
+def edit_server(edit_settings: ServeSettings):
+    """The whole app on 127.0.0.1 (free port) with the tiny parser and tiny SD3 on the CPU."""
+    from dataclasses import replace
+
+    from webapp.server import run_in_thread
+
+    handle = run_in_thread(replace(edit_settings, port=0))
+    yield handle
+    handle.close()

@@ -17,17 +17,6 @@ TIMEOUT_MS = 240_000
 
 
 @pytest.fixture(scope="module")
-def edit_server(edit_settings):
-    from dataclasses import replace
-
-    from webapp.server import run_in_thread
-
-    handle = run_in_thread(replace(edit_settings, port=0))
-    yield handle
-    handle.close()
-
-
-@pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> Path:
     from skimage import data
 

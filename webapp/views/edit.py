@@ -48,17 +48,19 @@ def build(settings: ServeSettings) -> None:
 
     # The server endpoints (hidden components; the page and gradio_client call them by name).
     with gr.Group(visible=False):
-        image = gr.Image(label="Image", type="filepath")
-        mask = gr.Image(label="Mask (white = regenerate)", type="filepath", image_mode="L")
+        # gr.File, not gr.Image: Gradio would decode images before our checks (clear errors, pixel limit).
+        image = gr.File(label="Image", type="filepath")
+        mask = gr.File(label="Mask PNG (white = regenerate)", type="filepath")
         regions = gr.Textbox(label="Regions to regenerate (parsed on the server), e.g. hair,hat")
         prompt = gr.Textbox(label="Prompt")
         negative = gr.Textbox(label="Negative prompt")
-        strength = gr.Slider(0.05, 1.0, value=DEFAULT_STRENGTH, label="Strength")
-        steps = gr.Slider(1, 150, value=28, step=1, label="Steps")
-        guidance = gr.Slider(0.0, 20.0, value=4.5, label="Guidance")
+        # Plain numbers: ranges are checked by the service, whose errors say what to use instead.
+        strength = gr.Number(value=DEFAULT_STRENGTH, label="Strength (0.05–1)")
+        steps = gr.Number(value=28, precision=0, label="Steps")
+        guidance = gr.Number(value=4.5, label="Guidance")
         seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
-        grow = gr.Slider(-MAX_GROW, MAX_GROW, value=DEFAULT_GROW, step=1, label="Grow (px, negative shrinks)")
-        feather = gr.Slider(0, MAX_FEATHER, value=DEFAULT_FEATHER, step=1, label="Feather (px)")
+        grow = gr.Number(value=DEFAULT_GROW, precision=0, label=f"Grow (px, ±{MAX_GROW}; negative shrinks)")
+        feather = gr.Number(value=DEFAULT_FEATHER, precision=0, label=f"Feather (px, 0–{MAX_FEATHER})")
         mask_regions = gr.Textbox(label="Classes the mask was made from (recorded only)")
         result = gr.File(label="Result PNG (with parameters)")
         compare = gr.ImageSlider(label="Before / after", type="pil")
