@@ -302,7 +302,7 @@ class ParseView {
       const item = document.createElement('li');
       item.dataset.label = label.name;
       item.innerHTML = `<label><input type="checkbox" checked> <span class="fs-swatch"></span> `
-        + `<span class="fs-name"></span></label> <span class="fs-area">${area[label.id].toFixed(1)} %</span>`;
+        + `<span class="fs-name"></span></label> <span class="fs-area">${area[label.id] < 0.05 ? '< 0.1' : area[label.id].toFixed(1)} %</span>`;
       item.querySelector('.fs-swatch').style.background = `rgb(${label.color.join(',')})`;
       item.querySelector('.fs-name').textContent = label.title;
       item.querySelector('input').addEventListener('change', (event) => {
