@@ -144,9 +144,8 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
         bar.set_postfix_str("evaluating on --eval-data")
         from webapp.finetune.evaluate import evaluate_export
 
-        manifest_io.write(tmp, {"dtypes": per_dtype})  # evaluate_export reads which dtypes exist
         evaluation = {"data": str(Path(eval_data).resolve()),
-                      "metrics": evaluate_export(tmp, Path(eval_data), dtypes=wanted)}
+                      "metrics": evaluate_export(tmp, Path(eval_data), dtypes=wanted, progress=progress)}
     bar.update()
     bar.close()
 

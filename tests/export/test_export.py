@@ -207,3 +207,21 @@ def test_verify_on_missing_folder(tmp_path: Path, capsys) -> None:
 
 def test_id2label_table_is_celebamask_order() -> None:
     assert ID2LABEL[0] == "background" and ID2LABEL[13] == "hair" and ID2LABEL[18] == "cloth"
+
+
+def test_eval_data_records_task_metrics(tiny_parser_dir: Path, tmp_path: Path) -> None:
+    from webapp.finetune.synth import write_dataset
+
+    data = write_dataset(tmp_path / "faces", n=3, size=128, seed=5, progress=False)
+    out = tmp_path / "exp"
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--eval-data", str(data),
+                 "--quiet"]) == 0
+    evaluation = json.loads((out / "manifest.json").read_text())["evaluation"]
+    assert evaluation["data"] == str(data.resolve())
+    metrics = evaluation["metrics"]
+    assert set(metrics) == {"pytorch", "fp32", "fp16", "q8"}
+    for scores in metrics.values():
+        assert 0.0 <= scores["miou"] <= 1.0 and 0.0 <= scores["pixel_accuracy"] <= 1.0
+    assert abs(metrics["fp32"]["miou"] - metrics["pytorch"]["miou"]) < 1e-6
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(tmp_path / "x"), "--eval-data",
+                 str(tmp_path / "missing")]) == 2
