@@ -20,9 +20,11 @@ const TEMPLATE = `
   <div class="fs-side" data-role="side" hidden>
     <fieldset><legend>Regions</legend><ul class="fs-regions" data-role="regions"></ul></fieldset>
     <fieldset><legend>Brush</legend>
-      <label><input type="radio" name="fs-brush" value="off" checked> off</label>
-      <label><input type="radio" name="fs-brush" value="paint"> paint</label>
-      <label><input type="radio" name="fs-brush" value="erase"> erase</label>
+      <div class="fs-brush-row">
+        <label><input type="radio" name="fs-brush" value="off" checked> off</label>
+        <label><input type="radio" name="fs-brush" value="paint"> paint</label>
+        <label><input type="radio" name="fs-brush" value="erase"> erase</label>
+      </div>
       <label>size <input type="range" min="2" max="80" value="16" data-role="brush-size"></label>
       <button type="button" class="fs-button" data-role="clear-strokes">Clear strokes</button>
     </fieldset>
@@ -36,19 +38,23 @@ const TEMPLATE = `
       <label><input type="radio" name="fs-mode" value="restyle"> restyle the whole image</label>
       <textarea data-role="prompt" rows="2" placeholder="short red curly hair"></textarea>
       <input data-role="negative" placeholder="negative prompt (optional)">
-      <label>Strength <input type="number" min="0.05" max="1" step="0.05" data-role="strength"></label>
-      <label>Steps <input type="number" min="1" max="150" step="1" data-role="steps"></label>
-      <label>Guidance <input type="number" min="0" max="20" step="0.5" data-role="guidance"></label>
-      <label>Seed <input type="number" value="-1" step="1" data-role="seed"></label>
+      <div class="fs-numbers">
+        <label>Strength <input type="number" min="0.05" max="1" step="0.05" data-role="strength"></label>
+        <label>Steps <input type="number" min="1" max="150" step="1" data-role="steps"></label>
+        <label>Guidance <input type="number" min="0" max="20" step="0.5" data-role="guidance"></label>
+        <label>Seed <input type="number" value="-1" step="1" data-role="seed" title="-1 = random"></label>
+      </div>
       <button type="button" class="fs-button fs-primary" data-role="send" disabled>Regenerate…</button>
     </fieldset>
   </div>
 </div>
-<div class="fs-confirm" data-role="confirm" role="dialog" aria-modal="true" hidden>
+<div class="fs-confirm" data-role="confirm" role="dialog" aria-modal="true" hidden><div>
   <p data-role="confirm-text"></p>
-  <button type="button" class="fs-button fs-primary" data-role="confirm-yes">Upload and regenerate</button>
-  <button type="button" class="fs-button" data-role="confirm-no">Cancel</button>
-</div>
+  <div class="fs-actions">
+    <button type="button" class="fs-button" data-role="confirm-no">Cancel</button>
+    <button type="button" class="fs-button fs-primary" data-role="confirm-yes">Upload and regenerate</button>
+  </div>
+</div></div>
 <div class="fs-result" data-role="result" hidden>
   <progress data-role="gen-progress" max="1" value="0"></progress>
   <div class="fs-compare" data-role="compare">
