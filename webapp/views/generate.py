@@ -153,6 +153,8 @@ def make_handlers(service: GenerationService):
 def build(settings: ServeSettings) -> None:
     """Lay out the Generate tab inside the current Blocks."""
     service = get_service(settings)
+    # The PNGs are served from where they are saved, wherever --output-dir points (not only cwd / temp).
+    gr.set_static_paths([service.output_dir])
     h = make_handlers(service)
     reason = service.unavailable_reason
     enabled = reason is None
@@ -188,7 +190,7 @@ def build(settings: ServeSettings) -> None:
                 stop = gr.Button("Cancel", variant="stop", interactive=enabled)
             with gr.Accordion("Load parameters from a PNG", open=False):
                 png = gr.File(label="Drop a PNG (face-studio, AUTOMATIC1111, Forge)", file_types=[".png"],
-                              type="filepath")
+                              type="filepath", elem_id="generate-png")
             with gr.Accordion("LoRA", open=False):
                 lora_spec = gr.Textbox(label="LoRA", interactive=enabled,
                                        placeholder="/path/style.safetensors or owner/name:file.safetensors")
@@ -200,10 +202,12 @@ def build(settings: ServeSettings) -> None:
                     lora_unload = gr.Button("Unload", interactive=enabled)
                 lora_table = gr.JSON(label="Loaded LoRAs", value=generate_loras_table(service))
         with gr.Column(scale=4):
-            images = gr.Gallery(label="Images", format="png", columns=2, height="auto", elem_id="generate-images")
+            images = gr.Gallery(label="Images", format="png", columns=2, height=560, object_fit="contain",
+                                elem_id="generate-images")
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
             parameters = gr.Textbox(label="Parameters", lines=4, interactive=False)
-            session_gallery = gr.Gallery(label="This session", columns=6, height="auto")
+            session_gallery = gr.Gallery(label="This session", columns=6, height=220, object_fit="cover",
+                                         preview=False, elem_id="generate-session")
     session = gr.State([])
 
     # Generate: one job per GPU at a time; the rest queue (bounded by the server) and see their position.
@@ -212,6 +216,7 @@ def build(settings: ServeSettings) -> None:
         inputs=[prompt, negative, preset, steps, guidance, width, height, seed, num_images, seq_len],
         outputs=[images, seed_used, parameters],
         api_name="generate",
+        show_progress_on=images,  # one bar (steps, queue position) over the images
         concurrency_limit=1,
         concurrency_id=GPU_CONCURRENCY_ID,
     )
@@ -220,14 +225,14 @@ def build(settings: ServeSettings) -> None:
     gen_event.then(h.status, outputs=status, api_visibility="private")
     stop.click(h.cancel, api_name="cancel", cancels=[gen_event], queue=False)
 
-    # Field helpers (the user's own edits only: `.input`, so loading a PNG's fields doesn't reset them).
-    preset.input(generate_preset_defaults, inputs=preset, outputs=[steps, guidance], api_visibility="private")
+    # Field helpers on the user's own picks only (`.select`: loading a PNG's fields must not reset them).
+    preset.select(generate_preset_defaults, inputs=preset, outputs=[steps, guidance], api_visibility="private")
 
     def on_aspect(a: str, p: str):
         size = generate_aspect_size(a, p)
         return (size[0], size[1]) if size else (gr.skip(), gr.skip())
 
-    aspect.input(on_aspect, inputs=[aspect, preset], outputs=[width, height], api_visibility="private")
+    aspect.select(on_aspect, inputs=[aspect, preset], outputs=[width, height], api_visibility="private")
     random_seed.click(lambda: -1, outputs=seed, api_visibility="private")
     reuse_seed.click(lambda s: s if s is not None else -1, inputs=seed_used, outputs=seed, api_visibility="private")
 
