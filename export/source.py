@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from export.manifest import sha256
 from webapp.errors import UserError
 from webapp.labels import NAMES
 
@@ -44,7 +45,7 @@ def resolve(spec: str, revision: str | None = None) -> Source:
                             "loaded, never pickle): re-save with model.save_pretrained(folder).")
         digest = hashlib.sha256()
         for w in weights:
-            digest.update(_sha256(w).encode())
+            digest.update(sha256(w).encode())
         return Source(spec, "folder", str(path.resolve()), revision or f"sha256:{digest.hexdigest()[:16]}")
     if spec.startswith((".", "/", "~")) or not HUB_ID.match(spec):
         raise UserError(f"--model {spec}: no such folder. Give a folder saved with save_pretrained or a hub "
@@ -72,14 +73,6 @@ def _hub_revision(repo_id: str, revision: str | None) -> str:
             f"(If you meant a local folder, it does not exist: {Path(repo_id).resolve()})"
         ) from None
     return info.sha or (revision or "main")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_labels(id2label: dict, labels_ok: bool) -> list[str]:
