@@ -1,0 +1,37 @@
+"""``face-studio evaluate``: pixel accuracy, per-class F1/IoU, mean F1 and mIoU on labelled faces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = ("Score a face parser (train folder, or an export: PyTorch + each ONNX dtype) on labelled faces: "
+        "mIoU, mean F1, pixel accuracy, per-class F1 and IoU.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR_OR_EXPORT",
+                   help="a save_pretrained folder (face-studio train --out) or an export folder (face-studio export)")
+    p.add_argument("--data", required=True, metavar="DIR", help="labelled faces: images/ + masks/, or CelebAMask-HQ")
+    p.add_argument("--json", action="store_true", help="print JSON ({model: {miou, mean_f1, …}}) instead of a table")
+    p.add_argument("--dtypes", default=None, help="export only: comma-separated subset of fp32,fp16,q8")
+    p.add_argument("--size", type=int, default=None, help="input side (default: the model's preprocessor_config)")
+    p.add_argument("--batch", type=int, default=4, help="faces per inference batch (default: 4)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N faces")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from webapp.errors import UserError
+    from webapp.finetune.evaluate import evaluate_path, format_table
+
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] if args.dtypes else None
+    try:
+        results = evaluate_path(args.model, args.data, dtypes, size=args.size, batch=args.batch, limit=args.limit,
+                                progress=not args.quiet)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0

@@ -1,0 +1,354 @@
+"""Fine-tune ``SegformerForSemanticSegmentation`` on labelled faces with the Hugging Face Trainer.
+
+    finetune(TrainConfig(data="faces/", base="jonathandinu/face-parsing", out="runs/my-parser"))
+
+writes::
+
+    OUT/config.json  OUT/model.safetensors  OUT/preprocessor_config.json   the best checkpoint by val mIoU
+    OUT/training.json                                                     what was trained, how, and the scores
+    OUT/checkpoints/checkpoint-N/                                         Trainer state for --resume
+
+``OUT`` is a ``save_pretrained`` folder: ``face-studio export --model OUT`` and ``face-studio evaluate`` take it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from webapp.errors import UserError
+from webapp.finetune import data as data_io
+from webapp.finetune.augment import AugmentConfig, augment
+from webapp.finetune.metrics import ConfusionMatrix
+from webapp.labels import ID2LABEL, LABEL2ID, NAMES, NUM_LABELS
+from webapp.preprocess import INPUT_SIZE, preprocessor_config, to_pixel_values
+
+CHECKPOINTS = "checkpoints"
+SCRATCH = "scratch:"  # --base scratch:tiny → random weights in an export/configs.py preset
+SUMMARY = "training.json"
+ARCHITECTURES = ["SegformerForSemanticSegmentation"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything one fine-tuning run needs; the CLI flags map one to one."""
+
+    data: str | Path
+    base: str
+    out: str | Path
+    epochs: float = 10.0
+    lr: float = 6e-5  # SegFormer's fine-tuning rate; a small model trained from scratch wants ~1e-3
+    batch: int = 8
+    size: int = INPUT_SIZE  # training resolution (the browser and server run at 512)
+    val_fraction: float = 0.1
+    val_data: str | Path | None = None  # a separate labelled folder instead of a split
+    seed: int = 0
+    resume: bool = False
+    augment: bool = True
+    workers: int | None = None  # data-loading processes (None: 0 on CPU, 4 on GPU)
+    revision: str | None = None
+    check_data: bool = True  # load every face once before training, so a bad file stops the run early
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise UserError(f"--epochs must be positive (got {self.epochs}).")
+        if self.lr <= 0:
+            raise UserError(f"--lr must be positive (got {self.lr}).")
+        if self.batch < 1:
+            raise UserError(f"--batch must be at least 1 (got {self.batch}).")
+        if self.size < 32 or self.size % 32:
+            raise UserError(f"--size must be a multiple of 32, at least 32 (got {self.size}): SegFormer "
+                            f"downsamples by 32. Try 512.")
+
+
+class FaceSegmentationDataset:
+    """Samples as SegFormer batches: ``pixel_values`` (3, S, S) ImageNet-normalised, ``labels`` (S, S) int64."""
+
+    def __init__(self, samples: list[data_io.Sample], size: int, augment_cfg: AugmentConfig | None) -> None:
+        self.samples = samples
+        self.size = size
+        self.augment_cfg = augment_cfg
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        image, labels = data_io.load_pair(self.samples[i])
+        s = self.size
+        image = image.resize((s, s), Image.BILINEAR)
+        labels = np.asarray(Image.fromarray(labels).resize((s, s), Image.NEAREST))
+        if self.augment_cfg is not None:
+            # Seeded from torch's generator, which the Trainer seeds and restores on --resume.
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            image, labels = augment(image, labels, rng, self.augment_cfg)
+        return {"pixel_values": torch.from_numpy(to_pixel_values([image], s)[0]),
+                "labels": torch.from_numpy(labels.astype(np.int64))}
+
+
+def load_base(base: str, revision: str | None = None):
+    """``SegformerForSemanticSegmentation`` with the 19 face labels from a hub id or a local folder.
+
+    A base with other labels (``nvidia/mit-b0``: an ImageNet encoder) gets a new 19-class head. Safetensors only.
+    ``scratch:PRESET`` (``tiny``, ``mit-b0``, ``mit-b5`` from export/configs.py) starts from random weights: for
+    synthetic experiments; real photos want a pretrained base.
+    """
+    from transformers import SegformerForSemanticSegmentation
+
+    if base.startswith(SCRATCH):
+        from export.configs import PRESETS, face_parser_config
+
+        preset = base[len(SCRATCH):]
+        if preset not in PRESETS:
+            raise UserError(f"--base {base}: unknown preset; choose {', '.join(SCRATCH + p for p in PRESETS)}.")
+        return SegformerForSemanticSegmentation(face_parser_config(preset))
+    path = Path(base)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"--base {base}: the folder has no config.json; give a save_pretrained folder or a "
+                            f"hub id such as nvidia/mit-b0 or jonathandinu/face-parsing.")
+        if not (path / "model.safetensors").is_file():
+            raise UserError(f"--base {base}: no model.safetensors in the folder (only safetensors weights are "
+                            f"loaded); re-save the model with save_pretrained(..., safe_serialization=True).")
+    try:
+        model = SegformerForSemanticSegmentation.from_pretrained(
+            base, revision=revision, num_labels=NUM_LABELS, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
+            ignore_mismatched_sizes=True, use_safetensors=True)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--base {base}: could not load a SegFormer from it ({err}). Give a local folder or a hub "
+                        f"id with model.safetensors (e.g. nvidia/mit-b0); offline, download it first.") from None
+    model.config.architectures = list(ARCHITECTURES)
+    return model
+
+
+def _preprocess_logits(logits, labels):
+    """Upsample logits to the label size and keep only the argmax (memory: N·S² bytes, not 19·N·S² floats)."""
+    import torch.nn.functional as F
+
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    up = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    return up.argmax(dim=1)
+
+
+class _BatchMetrics:
+    """``compute_metrics`` for ``batch_eval_metrics``: a running confusion matrix over the validation set."""
+
+    def __init__(self) -> None:
+        self.cm = ConfusionMatrix()
+
+    def __call__(self, eval_pred, compute_result: bool = False) -> dict:
+        preds, labels = eval_pred.predictions, eval_pred.label_ids
+        preds = preds.detach().cpu().numpy() if hasattr(preds, "detach") else np.asarray(preds)
+        labels = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
+        self.cm.update(preds, labels)
+        if not compute_result:
+            return {}
+        scores = self.cm.scores()
+        self.cm = ConfusionMatrix()
+        return {k: scores[k] for k in ("miou", "mean_f1", "pixel_accuracy")}
+
+
+def _progress_callback(enabled: bool):
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class ProgressBar(TrainerCallback):
+        """One bar over all steps, showing the latest training loss and val mIoU."""
+
+        def __init__(self) -> None:
+            self.bar = None
+            self.first_step = 0
+            self.postfix: dict[str, str] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.first_step = state.global_step
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="fine-tuning", unit="step",
+                            disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" in logs:
+                self.postfix["loss"] = f"{logs['loss']:.3f}"
+            if "eval_miou" in logs:
+                self.postfix["val_mIoU"] = f"{logs['eval_miou']:.3f}"
+                if self.bar is not None and enabled:
+                    self.bar.write(f"epoch {state.epoch:.0f}: val mIoU {logs['eval_miou']:.4f}, "
+                                   f"mean F1 {logs.get('eval_mean_f1', float('nan')):.4f}, "
+                                   f"pixel acc {logs.get('eval_pixel_accuracy', float('nan')):.4f}")
+            if self.bar is not None:
+                self.bar.set_postfix(self.postfix, refresh=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return ProgressBar()
+
+
+def _trainer_class():
+    from transformers import SegformerForSemanticSegmentation, Trainer
+
+    class SegformerTrainer(Trainer):
+        """The HF Trainer, loading checkpoints through ``from_pretrained``.
+
+        transformers 5 renamed SegFormer's modules and maps the names when loading; ``save_pretrained`` still
+        writes the old names. The Trainer's own resume and best-model loading call ``load_state_dict(...,
+        strict=False)`` on the raw file, which then matches no key and silently keeps the current weights.
+        ``from_pretrained`` applies the mapping, so both go through it here.
+        """
+
+        def _load_weights(self, folder: str, model=None) -> None:
+            model = model if model is not None else self.model
+            loaded = SegformerForSemanticSegmentation.from_pretrained(folder, use_safetensors=True)
+            model.load_state_dict(loaded.state_dict(), strict=True)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            self._load_weights(resume_from_checkpoint, model)
+
+        def _load_best_model(self):
+            self._load_weights(self.state.best_model_checkpoint)
+
+    return SegformerTrainer
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def finetune(cfg: TrainConfig) -> dict:
+    """Train, keep the best checkpoint by val mIoU in ``cfg.out``, and return the run summary."""
+    import torch
+    from transformers import PrinterCallback, TrainingArguments, set_seed
+
+    # 1. Check inputs: data folders, output folder vs --resume.
+    out = Path(cfg.out)
+    ckpt_dir = out / CHECKPOINTS
+    last = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    if cfg.resume and last is None:
+        raise UserError(f"--resume: no checkpoint to continue in {ckpt_dir}; run without --resume to start.")
+    if not cfg.resume and last is not None:
+        raise UserError(f"{out} already holds checkpoints of an earlier run ({last.name}): pass --resume to "
+                        f"continue it, or choose another --out.")
+    samples = data_io.find_samples(cfg.data)
+    if cfg.val_data is not None:
+        train_samples, val_samples = samples, data_io.find_samples(cfg.val_data)
+    else:
+        train_samples, val_samples = data_io.split(samples, cfg.val_fraction, cfg.seed)
+    if cfg.check_data:
+        data_io.check_samples(train_samples + val_samples, progress=cfg.progress)
+
+    # 2. Model (seeded: a new decode head is initialised from the seed).
+    if not cfg.progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    set_seed(cfg.seed)
+    model = load_base(cfg.base, cfg.revision)
+    cuda = torch.cuda.is_available()
+    workers = cfg.workers if cfg.workers is not None else (4 if cuda else 0)
+
+    # 3. Trainer: evaluate and checkpoint every epoch, keep the best by val mIoU.
+    steps_per_epoch = math.ceil(len(train_samples) / cfg.batch)
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch,
+        per_device_eval_batch_size=cfg.batch,
+        weight_decay=0.01,
+        warmup_steps=int(0.05 * steps_per_epoch * cfg.epochs),  # 5 % of the run
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model="miou",
+        greater_is_better=True,
+        batch_eval_metrics=True,
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 4),
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=workers,
+        dataloader_pin_memory=cuda,
+        remove_unused_columns=False,
+        use_cpu=not cuda,
+        disable_tqdm=True,  # our own bar (loss + val mIoU) replaces the Trainer's printouts
+    )
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=FaceSegmentationDataset(train_samples, cfg.size, AugmentConfig() if cfg.augment else None),
+        eval_dataset=FaceSegmentationDataset(val_samples, cfg.size, None),
+        compute_metrics=_BatchMetrics(),
+        preprocess_logits_for_metrics=_preprocess_logits,
+    )
+    trainer.remove_callback(PrinterCallback)
+    progress = _progress_callback(cfg.progress)
+    trainer.add_callback(progress)
+
+    # 4. Train (or continue from the latest checkpoint).
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(last) if cfg.resume else None)
+    seconds = time.time() - started
+
+    # 5. Save the best model (safetensors) atomically next to the checkpoints, with a summary.
+    history = [{"epoch": round(h["epoch"], 3), "val_miou": h["eval_miou"], "val_mean_f1": h["eval_mean_f1"],
+                "val_pixel_accuracy": h["eval_pixel_accuracy"]}
+               for h in trainer.state.log_history if "eval_miou" in h]
+    best = max(history, key=lambda h: h["val_miou"])
+    summary = {
+        "base": cfg.base,
+        "data": str(Path(cfg.data).resolve()),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "train_faces": len(train_samples),
+        "val_faces": len(val_samples),
+        "val_names": [s.name for s in val_samples],
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "resumed_from": last.name if cfg.resume and last is not None else None,
+        "steps_this_run": trainer.state.global_step - progress.first_step,
+        "seconds_this_run": round(seconds, 1),
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint
+        else None,
+        "best": best,
+        "history": history,
+        "labels": list(NAMES),
+    }
+    _save_final(trainer.model, out, cfg.size, summary)
+    return summary
+
+
+def _save_final(model, out: Path, size: int, summary: dict) -> None:
+    tmp = out / ".best-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)  # config.json + model.safetensors
+    config = json.loads((tmp / "config.json").read_text())
+    config["architectures"] = list(ARCHITECTURES)
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    pre = preprocessor_config()
+    pre["size"] = {"height": size, "width": size}
+    (tmp / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    (tmp / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    for f in sorted(tmp.iterdir()):
+        os.replace(f, out / f.name)
+    tmp.rmdir()
