@@ -206,3 +206,21 @@ def test_out_of_memory_during_generation_is_a_user_error_and_the_next_job_runs(t
     with pytest.raises(OutOfMemory, match="ran out of memory in memory mode 'full'.*--memory-mode fp8"):
         service.generate(validate(**SMALL), progress=allocation_fails)
     assert len(service.generate(validate(**SMALL)).images) == 1
+
+
+def test_lora_in_fp8_mode_runs_in_the_compute_dtype_with_its_exact_weights(tiny_sd3_dir, tiny_lora, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    service = service_for(tiny_sd3_dir, tmp_path, memory_mode="fp8")
+    base = first_pixels(service.generate(validate(**SMALL)))
+    service.load_lora(str(tiny_lora), 1.0)
+    transformer = service.owner.get().transformer
+    saved = load_file(str(tiny_lora))
+    key = next(k for k in saved if k.endswith("transformer_blocks.0.attn.to_q.lora_A.weight"))
+    loaded = transformer.transformer_blocks[0].attn.to_q.lora_A["tiny_style"].weight
+    assert loaded.dtype == torch.float32  # the compute dtype on CPU, not float8
+    assert torch.equal(loaded, saved[key].to(loaded.dtype))  # not rounded through float8
+    assert not np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+    service.unload_lora()
+    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)

@@ -271,6 +271,11 @@ class PipelineOwner:
             name = self._adapter_name(spec)
             try:
                 pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name)
+                if self.memory_mode == "fp8":
+                    self._lora_to_compute_dtype(pipe, name)
+                    # the first load stored the LoRA in float8 (peft follows the base weight's dtype): load
+                    # its values again, in place, now that its layers are in the compute dtype
+                    pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name, hotswap=True)
             except Exception as err:  # any failure leaves no half-loaded adapter, and says why
                 self._drop_adapter(pipe, name)
                 if isinstance(err, OSError) and not Path(location).exists():
@@ -316,6 +321,15 @@ class PipelineOwner:
             raise UserError(f"LoRA {spec!r} is not an existing file, and not a hub id: give a local .safetensors "
                             "path or owner/name[:file.safetensors].")
         return hub_id, weight_name or None
+
+    def _lora_to_compute_dtype(self, pipe: StableDiffusion3Pipeline, name: str) -> None:
+        """fp8 layerwise casting stores base weights in float8; LoRA layers have no casting hook, so they must
+        live in the compute dtype to run."""
+        for module in pipe.transformer.modules():
+            for attr in ("lora_A", "lora_B"):
+                layers = getattr(module, attr, None)
+                if layers is not None and name in layers:
+                    layers[name].to(self.dtype)
 
     def _adapter_name(self, spec: str) -> str:
         stem = Path(spec.split(":")[-1]).stem if ":" in spec else Path(spec).stem
