@@ -224,3 +224,21 @@ def test_lora_in_fp8_mode_runs_in_the_compute_dtype_with_its_exact_weights(tiny_
     assert not np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
     service.unload_lora()
     assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("someone/sd35-ink-lora:ink_v2.safetensors", ("someone/sd35-ink-lora", "ink_v2.safetensors")),
+    ("someone/sd35-ink-lora", ("someone/sd35-ink-lora", None)),
+])
+def test_lora_hub_specs_split_into_id_and_weight_name(spec, expected):
+    assert PipelineOwner._lora_location(spec) == expected
+
+
+def test_lora_from_the_hub_offline_says_what_to_do(tiny_sd3_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    service = service_for(tiny_sd3_dir, tmp_path)
+    with pytest.raises(UserError, match="could not download someone/sd35-ink-lora.*local .safetensors copy"):
+        service.load_lora("someone/sd35-ink-lora:ink.safetensors", 1.0)
+    assert service.loras == []
+    assert len(service.generate(validate(**SMALL)).images) == 1

@@ -96,8 +96,9 @@ def _chain(err: BaseException):
         err = err.__cause__ or err.__context__
 
 
-def explain_load_error(source: str, err: BaseException) -> str:
-    """A user-facing message for a failed hub download."""
+def explain_load_error(source: str, err: BaseException,
+                       local_hint: str = "pass a local diffusers folder to --sd-model") -> str:
+    """A user-facing message for a failed hub download; ``local_hint`` says how to use a local copy instead."""
     import os
 
     from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
@@ -116,8 +117,7 @@ def explain_load_error(source: str, err: BaseException) -> str:
                     f"{P.PRESETS['Medium'].hub_id}; for a private model set HF_TOKEN.")
         if isinstance(e, OfflineModeIsEnabled) or type(e).__name__ in ("ConnectError", "ConnectionError"):
             return (f"could not download {source}: the hub is unreachable (offline, or HF_HUB_OFFLINE is set) "
-                    "and the model is not in the local cache. Connect once to download it, or pass a local "
-                    "diffusers folder to --sd-model.")
+                    f"and it is not in the local cache. Connect once to download it, or {local_hint}.")
     return f"could not load {source}: {err}"
 
 
@@ -279,7 +279,8 @@ class PipelineOwner:
             except Exception as err:  # any failure leaves no half-loaded adapter, and says why
                 self._drop_adapter(pipe, name)
                 if isinstance(err, OSError) and not Path(location).exists():
-                    raise UserError(explain_load_error(location, err)) from None
+                    raise UserError(explain_load_error(location, err, "give the path of a local .safetensors copy")
+                                    ) from None
                 raise UserError(f"could not load the LoRA {spec!r}: {err}. It must be a LoRA made for an SD3 / "
                                 "SD3.5 transformer, saved as .safetensors.") from None
             self._loras[name] = LoadedLora(name=name, source=spec, scale=scale)
