@@ -30,7 +30,7 @@ from webapp.labels import LABEL2ID, NUM_LABELS
 L = LABEL2ID  # short alias for the ids below
 
 # Appearance-only ids (never in the label map): details drawn inside a labelled region, or label-0 objects.
-IRIS, PUPIL, SCLERA, TEETH, NOSTRIL, FRAME, OCCLUDER, LENS_GLINT = 32, 33, 34, 35, 36, 37, 38, 39
+IRIS, PUPIL, SCLERA, TEETH, NOSTRIL, FRAME, OCCLUDER = 32, 33, 34, 35, 36, 37, 38
 
 # Colour ranges (RGB). Skin tones run from very light to very dark.
 SKIN_TONES = np.array([(255, 224, 196), (241, 194, 167), (224, 172, 128), (198, 134, 92), (161, 102, 63),
@@ -121,7 +121,8 @@ class _Pose:
 
     ``u`` runs -1..1 across the face (image left to right), ``v`` -1 (top of the head) .. 1 (chin).
     Points on the face surface turn with yaw as on a sphere: ``x = sin(asin(u) + yaw)``, with extra depth
-    for the nose; the head outline stays put (a sphere's silhouette doesn't change as it turns).
+    for the nose; the head outline, hair, neck and clothes stay put (a sphere's silhouette doesn't change as
+    it turns).
     """
 
     def __init__(self, cx: float, cy: float, a: float, b: float, roll: float, yaw: float) -> None:
@@ -140,12 +141,6 @@ class _Pose:
         x = uv[:, 0] * self.a
         y = uv[:, 1] * self.b
         return np.stack([self.cx + x * self.cos_r - y * self.sin_r, self.cy + x * self.sin_r + y * self.cos_r], axis=1)
-
-    def shift(self, uv: np.ndarray, depth: float) -> np.ndarray:
-        """A rigid shift with yaw for parts off the face surface (ears behind it, the nose tip before it)."""
-        out = uv.copy()
-        out[:, 0] = uv[:, 0] * math.cos(self.yaw) + depth * math.sin(self.yaw)
-        return self.flat(out)
 
 
 def _pick(rng: np.random.Generator, colours: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
