@@ -100,3 +100,27 @@ def test_result_keeps_pixels_outside_the_mask(edit_server, edit_settings) -> Non
     record = json.loads(Image.open(out[-1]).text["face-studio"])["edit"]
     assert record["mask_from_png"] is True and record["steps"] == 2
     assert np.asarray(Image.open(out[-1])).shape == (256, 256, 3)
+
+
+def test_one_click_from_the_generate_gallery_to_edit(edit_server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(edit_server.url)
+        page.get_by_role("tab", name="Generate").click()
+        for label, value in (("Prompt", "a portrait"), ("Steps (1–150)", "2"), ("Width", "96"), ("Height", "80")):
+            page.get_by_label(label, exact=True).fill(value)
+            page.get_by_label(label, exact=True).press("Tab")
+        page.locator("#generate-run").click()
+        page.locator("#generate-images img").first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#generate-to-edit").click()
+        page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
+                               timeout=TIMEOUT_MS)
+        root = page.locator(".fs-edit")
+        assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
+        size = page.evaluate("[document.querySelector('.fs-edit canvas').width,"
+                             " document.querySelector('.fs-edit canvas').height]")
+        assert size == [96, 80]
+        browser.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 from webapp.commands.serve import lora_spec
 from webapp.editing.masks import MAX_FEATHER, MAX_GROW
 from webapp.editing.service import DEFAULT_FEATHER, DEFAULT_GROW, DEFAULT_STRENGTH
+from webapp.generation.presets import MEMORY_MODE_NAMES
 from webapp.settings import DEFAULT_PARSER_DIR, DEFAULT_SD_MODEL, ServeSettings
 
 HELP = "Regenerate chosen face regions (hair, lips, …) of an image with SD3.5; the rest stays bit-exact."
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR", help="face-parser export")
     p.add_argument("--sd-model", default=DEFAULT_SD_MODEL, help="diffusers SD3.5 hub id or local folder")
     p.add_argument("--device", default=None, help="torch device (default: cuda when present; cpu on purpose)")
-    p.add_argument("--memory-mode", default="auto")
+    p.add_argument("--memory-mode", default="auto", choices=MEMORY_MODE_NAMES)
     p.add_argument("--lora", type=lora_spec, action="append", default=[], metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE")
 
 

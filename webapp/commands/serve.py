@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from webapp.generation.presets import MEMORY_MODE_NAMES
 from webapp.settings import DEFAULT_PARSER_DIR, DEFAULT_PARSER_SOURCE, DEFAULT_SD_MODEL, ServeSettings
 
 HELP = "Start the web app: face parsing in the browser (server fallback), SD3.5 generation and editing."
@@ -54,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generation.add_argument("--sd-model", default=DEFAULT_SD_MODEL,
                             help=f"diffusers SD3.5 hub id or local folder (default {DEFAULT_SD_MODEL})")
     generation.add_argument("--device", default=None, help="torch device (default: cuda when present)")
-    generation.add_argument("--memory-mode", default=defaults.memory_mode,
-                            help="how the pipeline fits the GPU's memory (default auto)")
+    generation.add_argument("--memory-mode", default=defaults.memory_mode, choices=MEMORY_MODE_NAMES,
+                            help="how the pipeline fits the GPU's memory (default auto: from the GPU's size)")
     generation.add_argument("--lora", type=lora_spec, action="append", default=[],
                             metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE", help="LoRA to load at start (repeatable)")
     generation.add_argument("--max-queue", type=positive_int, default=defaults.max_queue,

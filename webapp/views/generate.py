@@ -149,6 +149,19 @@ def make_handlers(service: GenerationService):
 
 # ---------------------------------------------------------------------------------------------- layout
 
+# Runs in the page: take the gallery's shown image (else the first), open the Edit tab, wait for its view
+# (static/js/edit-view.js sets window.faceStudioEdit when mounted) and load the image there.
+SEND_TO_EDIT_JS = """async () => {
+  const gallery = document.querySelector('#generate-images');
+  const img = gallery && (gallery.querySelector('.preview img') || gallery.querySelector('img'));
+  const tab = [...document.querySelectorAll('button[role=tab]')].find((b) => b.textContent.trim() === 'Edit');
+  if (tab) tab.click();
+  for (let i = 0; i < 100 && !window.faceStudioEdit; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!window.faceStudioEdit) return;
+  if (img) await window.faceStudioEdit.loadUrl(img.src, 'generated.png');
+  else window.faceStudioEdit.fail('No generated image yet: generate one first, or choose a file here.');
+}"""
+
 
 def build(settings: ServeSettings) -> None:
     """Lay out the Generate tab inside the current Blocks."""
@@ -204,6 +217,7 @@ def build(settings: ServeSettings) -> None:
         with gr.Column(scale=4):
             images = gr.Gallery(label="Images", format="png", columns=2, height=560, object_fit="contain",
                                 elem_id="generate-images")
+            to_edit = gr.Button("✎ Edit this image (pick regions to regenerate)", size="sm", elem_id="generate-to-edit")
             seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
             parameters = gr.Textbox(label="Parameters", lines=4, interactive=False)
             session_gallery = gr.Gallery(label="This session", columns=6, height=220, object_fit="cover",
@@ -224,6 +238,9 @@ def build(settings: ServeSettings) -> None:
                       api_visibility="private")
     gen_event.then(h.status, outputs=status, api_visibility="private")
     stop.click(h.cancel, api_name="cancel", cancels=[gen_event], queue=False)
+
+    # One click from the gallery to the Edit tab: the image shown (or the first one) is handed over in the page.
+    to_edit.click(None, js=SEND_TO_EDIT_JS)
 
     # Field helpers on the user's own picks only (`.select`: loading a PNG's fields must not reset them).
     preset.select(generate_preset_defaults, inputs=preset, outputs=[steps, guidance], api_visibility="private")
