@@ -43,7 +43,8 @@ export class BrowserParser {
       };
       worker.onerror = (event) => {
         event.preventDefault();
-        fail(`the worker failed to start (${event.message || 'script error'})`);
+        fail(`the worker failed (${event.message || 'script error'}); if static/vendor/ is empty, run `
+          + 'scripts/setup.sh');
       };
       worker.onmessage = ({ data: { type, data } }) => {
         switch (type) {
