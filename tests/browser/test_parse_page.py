@@ -131,3 +131,19 @@ def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(parse_page, sa
     assert page.upload(samples["wide"]) == "done", page.text("error")
     assert page.page.locator("[data-role=error]").is_hidden()
     assert not page.errors
+
+
+def test_page_without_an_export_says_how_to_make_one(browser, tmp_path: Path) -> None:
+    from tests.browser.conftest import ParsePage
+    from webapp.server import run_in_thread
+    from webapp.settings import ServeSettings
+
+    missing = tmp_path / "no-export"
+    with run_in_thread(ServeSettings(port=0, parser_dir=missing)) as handle:
+        page = ParsePage(browser, handle).open()
+        try:
+            page.page.wait_for_selector("[data-role=error]:not([hidden])", timeout=30_000)
+            assert f"face-studio export --out {missing}" in page.text("error")
+            assert "Then restart face-studio serve" in page.page.locator("#parse-missing").text_content()
+        finally:
+            page.close()

@@ -90,7 +90,7 @@ def build(settings: ServeSettings) -> None:
     """Lay out the Parse tab inside the current Blocks."""
     config = page_config(settings)
     if config["missing"]:
-        gr.Markdown(f"**No face parser yet.** {config['missing']} Then restart `face-studio serve`.",
+        gr.Markdown(f"**No face parser yet:** {config['missing']} Then restart `face-studio serve`.",
                     elem_id="parse-missing")
     gr.HTML(_root_html(config), js_on_load=MOUNT_JS, elem_id="parse-root", apply_default_css=False)
 
