@@ -82,6 +82,16 @@ export async function readImage(file, { maxPixels, maxSide }) {
         + 're-save or re-export it.');
     }
   }
+  if (info.format === 'JPEG') {
+    // Browsers show a cut JPEG with a grey bottom; Pillow refuses it. A whole JPEG ends with EOI (FF D9),
+    // possibly followed by a little padding.
+    const tail = new Uint8Array(await file.slice(Math.max(0, file.size - 1024)).arrayBuffer());
+    const hasEnd = tail.some((v, i) => v === 0xff && tail[i + 1] === 0xd9);
+    if (!hasEnd) {
+      throw new ImageInputError(`${name} looks like a JPEG file but is corrupt or truncated (no end-of-image `
+        + 'marker: file truncated): re-save or re-export it.');
+    }
+  }
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });

@@ -128,6 +128,13 @@ def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(parse_page, sa
         assert page.upload(samples[kind]) == "error", kind
         message = page.text("error")
         assert says(message, kind) and samples[kind].name in message, f"{kind}: {message}"
+    # A cut JPEG too (browsers would draw it with a grey bottom; the server refuses it).
+    data = samples["wide"].parent / "cut.jpg"
+    jpeg = io.BytesIO()
+    Image.open(samples["wide"]).convert("RGB").save(jpeg, format="JPEG", quality=90)
+    data.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    assert page.upload(data) == "error"
+    assert says(page.text("error"), "corrupt") and "cut.jpg" in page.text("error")
     assert page.upload(samples["wide"]) == "done", page.text("error")
     assert page.page.locator("[data-role=error]").is_hidden()
     assert not page.errors
