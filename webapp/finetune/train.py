@@ -211,7 +211,8 @@ def _trainer_class():
         transformers 5 renamed SegFormer's modules and maps the names when loading; ``save_pretrained`` still
         writes the old names. The Trainer's own resume and best-model loading call ``load_state_dict(...,
         strict=False)`` on the raw file, which then matches no key and silently keeps the current weights.
-        ``from_pretrained`` applies the mapping, so both go through it here.
+        ``from_pretrained`` applies the mapping, so both go through it here (huggingface/transformers#43701,
+        #48805; drop this once the Trainer converts keys itself).
         """
 
         def _load_weights(self, folder: str, model=None) -> None:
@@ -235,6 +236,19 @@ def _last_checkpoint(folder: Path) -> Path | None:
 
 def finetune(cfg: TrainConfig) -> dict:
     """Train, keep the best checkpoint by val mIoU in ``cfg.out``, and return the run summary."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if not cfg.progress:
+        hf_logging.disable_progress_bar()  # the loading/saving bars too
+    try:
+        return _finetune(cfg)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+def _finetune(cfg: TrainConfig) -> dict:
     import torch
     from transformers import PrinterCallback, TrainingArguments, set_seed
 
@@ -256,10 +270,6 @@ def finetune(cfg: TrainConfig) -> dict:
         data_io.check_samples(train_samples + val_samples, progress=cfg.progress)
 
     # 2. Model (seeded: a new decode head is initialised from the seed).
-    if not cfg.progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
     set_seed(cfg.seed)
     model = load_base(cfg.base, cfg.revision)
     cuda = torch.cuda.is_available()
