@@ -190,7 +190,7 @@ def _progress_callback(enabled: bool):
                 if self.bar is not None and enabled:
                     self.bar.write(f"epoch {state.epoch:.0f}: val mIoU {logs['eval_miou']:.4f}, "
                                    f"mean F1 {logs.get('eval_mean_f1', float('nan')):.4f}, "
-                                   f"pixel acc {logs.get('eval_pixel_accuracy', float('nan')):.4f}")
+                                   f"pixel acc {logs.get('eval_pixel_accuracy', float('nan')):.4f}", file=sys.stderr)
             if self.bar is not None:
                 self.bar.set_postfix(self.postfix, refresh=True)
 
