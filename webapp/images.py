@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -51,9 +52,12 @@ def load_image(source: str | Path | bytes | Image.Image | None, *, what: str = "
         raise ImageInputError(
             f"{name} is not an image we can read (PNG, JPEG, WebP, BMP, TIFF): check the file."
         ) from None
-    except Image.DecompressionBombError:
-        raise ImageInputError(f"{name} is too large to open safely: downscale it to under "
-                              f"{MAX_PIXELS / 1e6:.0f} MP.") from None
+    except Image.DecompressionBombError as err:
+        # Pillow refuses far-too-large images from the header alone, before our own check runs.
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f" ({int(found.group(1)) / 1e6:.0f} MP)" if found else ""
+        raise ImageInputError(f"{name} is too large{size}, over the limit of {MAX_PIXELS / 1e6:.0f} MP and "
+                              f"{MAX_SIDE} px a side: downscale it first.") from None
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
