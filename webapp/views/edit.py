@@ -16,13 +16,13 @@ import gradio as gr
 from webapp.editing import handlers
 from webapp.editing.masks import MAX_FEATHER, MAX_GROW
 from webapp.editing.service import DEFAULT_FEATHER, DEFAULT_GROW, DEFAULT_STRENGTH
+from webapp.generation.service import GPU_CONCURRENCY_ID  # one SD3 job at a time per GPU, with generate
 from webapp.server import ASSETS_PATH
 from webapp.settings import ServeSettings
 from webapp.views.parse import page_config
 
 HEAD = f'<link rel="stylesheet" href="{ASSETS_PATH}/css/edit.css">'
 MOUNT_JS = f"import('{ASSETS_PATH}/js/edit-view.js').then((m) => m.mount(element));"
-GPU_QUEUE = "gpu"  # same concurrency id as generate: one SD3 job at a time per GPU
 
 
 def edit_config(settings: ServeSettings) -> dict:
@@ -80,13 +80,13 @@ def build(settings: ServeSettings) -> None:
     inpaint_button.click(
         edit_inpaint,
         inputs=[image, mask, regions, prompt, negative, strength, steps, guidance, seed, grow, feather, mask_regions],
-        outputs=[result, compare, record], api_name="inpaint", concurrency_id=GPU_QUEUE, concurrency_limit=1,
+        outputs=[result, compare, record], api_name="inpaint", concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
         api_description="Regenerate the masked regions (mask PNG and/or class names); pixels outside the "
                         "feathered mask are kept bit-exact. Returns the PNG, before/after and the edit record.",
     )
     restyle_button.click(
         edit_restyle,
         inputs=[image, prompt, negative, strength, steps, guidance, seed],
-        outputs=[result, compare, record], api_name="restyle", concurrency_id=GPU_QUEUE, concurrency_limit=1,
+        outputs=[result, compare, record], api_name="restyle", concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
         api_description="Img2Img over the whole image with a strength (0 keeps it, 1 replaces it).",
     )
