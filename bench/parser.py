@@ -25,9 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _variants(fp32: Path, work: Path, calib: np.ndarray) -> dict[str, Path]:
+def _variants(model, fp32: Path, work: Path, calib: np.ndarray, size: int) -> dict[str, Path]:
     """Each candidate graph, built from our fp32 export (ours are the first three)."""
-    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -38,9 +37,9 @@ def _variants(fp32: Path, work: Path, calib: np.ndarray) -> dict[str, Path]:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from export.onnx_build import make_fp16, make_q8
+    from export.onnx_build import export_fp32, make_fp16, make_q8
 
-    out = {"ort fp32 (export)": fp32}
+    out = {"ort fp32 (export: torch.onnx + onnxslim)": fp32}
     out["ort fp16 (export)"] = make_fp16(fp32, work / "fp16.onnx")
     out["ort q8 (export: dynamic, uint8)"] = make_q8(fp32, work / "q8.onnx")
 
@@ -67,13 +66,8 @@ def _variants(fp32: Path, work: Path, calib: np.ndarray) -> dict[str, Path]:
     ort.InferenceSession(str(fp32), opts, providers=["CPUExecutionProvider"])
     out["ort fp32, ORT-optimised graph saved"] = work / "fp32_ortopt.onnx"
 
-    try:
-        import onnxslim
-
-        onnx.save(onnxslim.slim(onnx.load(str(fp32))), str(work / "fp32_slim.onnx"))
-        out["ort fp32, onnxslim"] = work / "fp32_slim.onnx"
-    except ImportError:
-        print("onnxslim not installed: skipping that variant (pip install onnxslim)", file=sys.stderr)
+    out["ort fp32, plain torch.onnx (no onnxslim)"] = export_fp32(model, work / "fp32_plain.onnx", size=size,
+                                                               slim=False)
     return out
 
 
@@ -106,7 +100,7 @@ def main() -> None:
         work = Path(tmp)
         print(f"building graphs for {args.preset} ({params:.1f} M parameters)…", file=sys.stderr)
         fp32 = export_fp32(model, work / "fp32.onnx", size=args.size)
-        variants = _variants(fp32, work, calib)
+        variants = _variants(model, fp32, work, calib, args.size)
 
         # Build every runner first, then time them round-robin (run r of each variant, then run r+1 …):
         # a load change on the machine then hits every variant alike instead of one block of runs.

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from export.spec import DYNAMIC_AXES, INPUT_NAME, OPSET, OUTPUT_NAME
+from export.spec import DYNAMIC_AXES, INPUT_NAME, OPSET, OUTPUT_NAME, SLIM
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -23,8 +23,8 @@ class _LogitsOnly(torch.nn.Module):
         return self.model(pixel_values=pixel_values).logits
 
 
-def export_fp32(model: torch.nn.Module, path: Path, size: int = 512) -> Path:
-    """Trace ``model`` to ONNX at ``path`` with dynamic batch, height and width."""
+def export_fp32(model: torch.nn.Module, path: Path, size: int = 512, slim: bool = SLIM) -> Path:
+    """Trace ``model`` to ONNX at ``path`` with dynamic batch, height and width (then onnxslim, see spec)."""
     # A batch-2, non-square example keeps every axis symbolic in the traced graph.
     example = torch.randn(2, 3, size, size - 64)
     # The wrapper must be in eval mode too: the exporter restores the wrapper's mode afterwards, and a
@@ -38,6 +38,10 @@ def export_fp32(model: torch.nn.Module, path: Path, size: int = 512) -> Path:
             do_constant_folding=True,
         )
     model.eval()
+    if slim:
+        import onnxslim
+
+        onnx.save(onnxslim.slim(onnx.load(str(path))), str(path))
     onnx.checker.check_model(str(path))
     return path
 

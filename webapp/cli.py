@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from webapp import __version__
+from webapp.errors import UserError
 
 COMMANDS = ("export", "verify", "serve", "parse", "edit", "synth", "train", "evaluate")
 
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
+    except UserError as err:  # a bad input or environment: one clear line, exit 2, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,6 @@ def test_bench_parser_tiny_runs() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
     names = [row.split("|")[1].strip() for row in rows]
-    assert names[:4] == ["torch eager fp32", "ort fp32 (export)", "ort fp16 (export)",
+    assert names[:4] == ["torch eager fp32", "ort fp32 (export: torch.onnx + onnxslim)", "ort fp16 (export)",
                          "ort q8 (export: dynamic, uint8)"]
     assert "rerun: python bench/parser.py --preset tiny --runs 1" in proc.stdout

@@ -4,7 +4,6 @@ only those regions with SD3.5, keep every other pixel exactly."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from webapp.commands.serve import lora_spec
@@ -43,35 +42,31 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from webapp.editing.service import EditRequest, edit_image, restyle_image
-    from webapp.errors import UserError
+    from webapp.errors import UserError  # the CLI prints it and exits 2
     from webapp.generation.service import get_service
     from webapp.images import load_image
 
     settings = ServeSettings(parser_dir=args.parser, sd_model=args.sd_model, device=args.device,
                              memory_mode=args.memory_mode, loras=list(args.lora), output_dir=args.out.parent)
-    try:
-        # 1. Check inputs cheaply before loading anything.
-        if not args.out.suffix.lower() == ".png":
-            raise UserError(f"--out {args.out}: the result is a PNG (it carries the edit's parameters); "
-                            "give a .png path.")
-        photo = load_image(args.image, what="image")
-        mask = load_image(args.mask, what="mask") if args.mask else None
-        req = EditRequest(prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
-                          steps=args.steps, guidance=args.guidance, seed=args.seed, grow=args.grow,
-                          feather=args.feather)
-        service = get_service(settings)
-        if args.restyle:
-            result = restyle_image(service, photo, req)  # the pipeline shows a progress bar per step
-        else:
-            labels = None
-            if args.regions:
-                from webapp.parsing import get_parser
+    # 1. Check inputs cheaply before loading anything.
+    if not args.out.suffix.lower() == ".png":
+        raise UserError(f"--out {args.out}: the result is a PNG (it carries the edit's parameters); "
+                        "give a .png path.")
+    photo = load_image(args.image, what="image")
+    mask = load_image(args.mask, what="mask") if args.mask else None
+    req = EditRequest(prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
+                      steps=args.steps, guidance=args.guidance, seed=args.seed, grow=args.grow,
+                      feather=args.feather)
+    service = get_service(settings)
+    if args.restyle:
+        result = restyle_image(service, photo, req)  # the pipeline shows a progress bar per step
+    else:
+        labels = None
+        if args.regions:
+            from webapp.parsing import get_parser
 
-                labels = get_parser(args.parser).parse(photo)
-            result = edit_image(service, photo, req, mask=mask, regions=args.regions, labels=labels)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+            labels = get_parser(args.parser).parse(photo)
+        result = edit_image(service, photo, req, mask=mask, regions=args.regions, labels=labels)
     # 2. The saved PNG (with its record) goes to --out; the mask on request.
     result.path.replace(args.out)
     if args.save_mask:

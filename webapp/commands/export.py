@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from export.spec import DEFAULT_SOURCE, DTYPES
 from webapp.settings import DEFAULT_PARSER_DIR
@@ -28,12 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from export.build import export_model
-    from webapp.errors import UserError
 
-    try:
-        export_model(args.model, args.out, revision=args.revision, dtypes=args.dtypes, force=args.force,
-                     labels_ok=args.labels_ok, eval_data=args.eval_data, progress=not args.quiet)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    export_model(args.model, args.out, revision=args.revision, dtypes=args.dtypes, force=args.force,
+                 labels_ok=args.labels_ok, eval_data=args.eval_data, progress=not args.quiet)
     return 0
