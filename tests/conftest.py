@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: anything that tries to reach it fails loudly
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -47,3 +52,16 @@ def tiny_export_dir(tiny_parser_dir, tmp_path_factory) -> Path:
     rc = main(["export", "--model", str(tiny_parser_dir), "--out", str(out)])
     assert rc == 0, "face-studio export failed on the tiny parser"
     return out
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian Chromium through Playwright, one per test session: Playwright's sync API runs an event loop,
+    so a second ``sync_playwright()`` while one is open fails; every browser test uses this one."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian chromium is needed (scripts/setup.sh with WITH_TEST=1)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

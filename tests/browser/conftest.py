@@ -11,9 +11,6 @@ from tests.parsing.samples import astronaut, bad_inputs
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PARSE_TIMEOUT_MS = 180_000  # model load + first frame on 2 busy cores
 
 
@@ -31,17 +28,6 @@ def server(tiny_export_dir):
     handle = run_in_thread(ServeSettings(port=0, parser_dir=tiny_export_dir))
     yield handle
     handle.close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian chromium is needed (scripts/setup.sh with WITH_TEST=1)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class ParsePage:

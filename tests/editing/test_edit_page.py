@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 240_000
 
@@ -25,102 +23,92 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
-def test_one_upload_with_image_and_mask_only_after_confirming(edit_server, photo: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_one_upload_with_image_and_mask_only_after_confirming(edit_server, edit_settings, browser,
+                                                             photo: Path) -> None:
     image_bytes = photo.read_bytes()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        requests = []
-        page.on("request", lambda r: requests.append(r))
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(edit_server.url)
-        page.get_by_role("tab", name="Edit").click()
-        root = page.locator(".fs-edit")
-        root.locator("input[data-role=file]").set_input_files(str(photo))
-        page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
-                               timeout=TIMEOUT_MS)
-        assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    requests = []
+    page.on("request", lambda r: requests.append(r))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(edit_server.url)
+    page.get_by_role("tab", name="Edit").click()
+    root = page.locator(".fs-edit")
+    root.locator("input[data-role=file]").set_input_files(str(photo))
+    page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
+                           timeout=TIMEOUT_MS)
+    assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
 
-        # Chromium does not expose multipart bodies built from Blobs, so every POST counts as a possible
-        # carrier; the upload's content is checked on the server below.
-        def posts() -> list:
-            return [r for r in requests if r.method == "POST"]
+    # Chromium does not expose multipart bodies built from Blobs, so every POST counts as a possible
+    # carrier; the upload's content is checked on the server below.
+    def posts() -> list:
+        return [r for r in requests if r.method == "POST"]
 
-        assert posts() == [], "the page sent something to the server while parsing"
-        # Pick the largest region the (random, tiny) parser found, write a prompt, 2 steps.
-        first = root.locator("[data-role=regions] input[type=checkbox]").first
-        first.check()
-        chosen = first.get_attribute("data-class")
-        root.locator("[data-role=prompt]").fill("short red curly hair")
-        root.locator("[data-role=steps]").fill("2")
-        root.locator("[data-role=seed]").fill("7")
-        root.locator("[data-role=send]").click()
-        assert root.get_attribute("data-state") == "confirming"
-        assert "uploads this image and its mask" in root.locator("[data-role=confirm-text]").text_content()
-        root.locator("[data-role=confirm-no]").click()
-        page.wait_for_timeout(500)
-        assert posts() == [], "cancelling the notice still uploaded the image"
+    assert posts() == [], "the page sent something to the server while parsing"
+    # Pick the largest region the (random, tiny) parser found, write a prompt, 2 steps.
+    first = root.locator("[data-role=regions] input[type=checkbox]").first
+    first.check()
+    chosen = first.get_attribute("data-class")
+    root.locator("[data-role=prompt]").fill("short red curly hair")
+    root.locator("[data-role=steps]").fill("2")
+    root.locator("[data-role=seed]").fill("7")
+    root.locator("[data-role=send]").click()
+    assert root.get_attribute("data-state") == "confirming"
+    assert "uploads this image and its mask" in root.locator("[data-role=confirm-text]").text_content()
+    root.locator("[data-role=confirm-no]").click()
+    page.wait_for_timeout(500)
+    assert posts() == [], "cancelling the notice still uploaded the image"
 
-        root.locator("[data-role=send]").click()
-        root.locator("[data-role=confirm-yes]").click()
-        page.wait_for_selector(".fs-edit[data-state=done], .fs-edit[data-state=error]", state="attached",
-                               timeout=TIMEOUT_MS)
-        assert root.get_attribute("data-state") == "done", root.locator("[data-role=error]").text_content()
+    root.locator("[data-role=send]").click()
+    root.locator("[data-role=confirm-yes]").click()
+    page.wait_for_selector(".fs-edit[data-state=done], .fs-edit[data-state=error]", state="attached",
+                           timeout=TIMEOUT_MS)
+    assert root.get_attribute("data-state") == "done", root.locator("[data-role=error]").text_content()
 
-        uploads = [r for r in posts() if r.url.endswith("/gradio_api/upload")]
-        assert len(uploads) == 1, f"{len(uploads)} uploads"
-        others = [r for r in posts() if r not in uploads]
-        assert [r.url.rsplit("/", 2)[-2:] for r in others] == [["queue", "join"]]
-        join = json.loads(others[0].post_data_buffer)
-        files = [d for d in join["data"] if isinstance(d, dict)]
-        assert len(files) == 2 and image_bytes[:64] not in others[0].post_data_buffer
-        # The one upload carried both: the photo, byte for byte, and a mask of its size.
-        received = [Path(f["path"]) for f in files]
-        assert received[0].read_bytes() == image_bytes
-        mask = Image.open(received[1])
-        assert mask.size == (256, 256) and set(np.unique(np.asarray(mask))) <= {0, 255}
-        assert all(r.url.startswith(edit_server.url.rstrip("/")) or r.url.startswith(("blob:", "data:"))
-                   for r in requests), "a request left the page's origin"
-        info = root.locator("[data-role=result-info]").text_content()
-        assert "Seed 7" in info and chosen in info
-        size = page.evaluate("(() => { const i = document.querySelector('.fs-edit [data-role=after]');"
-                             " return [i.naturalWidth, i.naturalHeight]; })()")
-        assert size == [256, 256]
-        assert errors == []
-        browser.close()
-
-
-def test_result_keeps_pixels_outside_the_mask(edit_server, edit_settings) -> None:
-    """The PNG the page links to is the server's composite: outside the feathered mask = the input."""
-    out = sorted(Path(edit_settings.output_dir).glob("*-inpaint-7.png"))
-    assert out, "the page's edit was not saved"
-    record = json.loads(Image.open(out[-1]).text["face-studio"])["edit"]
-    assert record["mask_from_png"] is True and record["steps"] == 2
-    assert np.asarray(Image.open(out[-1])).shape == (256, 256, 3)
+    uploads = [r for r in posts() if r.url.endswith("/gradio_api/upload")]
+    assert len(uploads) == 1, f"{len(uploads)} uploads"
+    others = [r for r in posts() if r not in uploads]
+    assert [r.url.rsplit("/", 2)[-2:] for r in others] == [["queue", "join"]]
+    join = json.loads(others[0].post_data_buffer)
+    files = [d for d in join["data"] if isinstance(d, dict)]
+    assert len(files) == 2 and image_bytes[:64] not in others[0].post_data_buffer
+    # The one upload carried both: the photo, byte for byte, and a mask of its size.
+    received = [Path(f["path"]) for f in files]
+    assert received[0].read_bytes() == image_bytes
+    mask = Image.open(received[1])
+    assert mask.size == (256, 256) and set(np.unique(np.asarray(mask))) <= {0, 255}
+    assert all(r.url.startswith(edit_server.url.rstrip("/")) or r.url.startswith(("blob:", "data:"))
+               for r in requests), "a request left the page's origin"
+    info = root.locator("[data-role=result-info]").text_content()
+    assert "Seed 7" in info and chosen in info
+    size = page.evaluate("(() => { const i = document.querySelector('.fs-edit [data-role=after]');"
+                         " return [i.naturalWidth, i.naturalHeight]; })()")
+    assert size == [256, 256]
+    assert errors == []
+    page.close()
+    # The PNG the page links to is the server's composite, with its record.
+    saved = sorted(Path(edit_settings.output_dir).glob("*-inpaint-7.png"))
+    assert saved, "the page's edit was not saved"
+    record = json.loads(Image.open(saved[-1]).text["face-studio"])["edit"]
+    assert record["mask_from_png"] is True and record["steps"] == 2 and record["regions"] == [chosen]
+    assert np.asarray(Image.open(saved[-1])).shape == (256, 256, 3)
 
 
-def test_one_click_from_the_generate_gallery_to_edit(edit_server) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(edit_server.url)
-        page.get_by_role("tab", name="Generate").click()
-        for label, value in (("Prompt", "a portrait"), ("Steps (1–150)", "2"), ("Width", "96"), ("Height", "80")):
-            page.get_by_label(label, exact=True).fill(value)
-            page.get_by_label(label, exact=True).press("Tab")
-        page.locator("#generate-run").click()
-        page.locator("#generate-images img").first.wait_for(timeout=TIMEOUT_MS)
-        page.locator("#generate-to-edit").click()
-        page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
-                               timeout=TIMEOUT_MS)
-        root = page.locator(".fs-edit")
-        assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
-        size = page.evaluate("[document.querySelector('.fs-edit canvas').width,"
-                             " document.querySelector('.fs-edit canvas').height]")
-        assert size == [96, 80]
-        browser.close()
+def test_one_click_from_the_generate_gallery_to_edit(edit_server, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(edit_server.url)
+    page.get_by_role("tab", name="Generate").click()
+    for label, value in (("Prompt", "a portrait"), ("Steps (1–150)", "2"), ("Width", "96"), ("Height", "80")):
+        page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label(label, exact=True).press("Tab")
+    page.locator("#generate-run").click()
+    page.locator("#generate-images img").first.wait_for(timeout=TIMEOUT_MS)
+    page.locator("#generate-to-edit").click()
+    page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
+                           timeout=TIMEOUT_MS)
+    root = page.locator(".fs-edit")
+    assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
+    size = page.evaluate("[document.querySelector('.fs-edit canvas').width,"
+                         " document.querySelector('.fs-edit canvas').height]")
+    assert size == [96, 80]
+    page.close()
