@@ -6,7 +6,8 @@ const API = '/gradio_api';
 
 export class GradioCallError extends Error {}
 
-async function okJson(response, what) {
+/** The JSON body of `response`, or a GradioCallError naming `what` failed and the server's detail. */
+export async function okJson(response, what) {
   if (!response.ok) {
     let detail = '';
     try { detail = (await response.json()).detail || ''; } catch { /* not JSON */ }

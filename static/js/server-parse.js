@@ -1,18 +1,9 @@
 // The server fallback: the Gradio `parse` API over its plain HTTP interface (same origin), then the
 // label-map PNG decoded back into class ids so the page renders server and browser results alike.
 
+import { GradioCallError, okJson } from './gradio-queue.js';
+
 const API = '/gradio_api';
-
-export class ServerParseError extends Error {}
-
-async function readJson(response, what) {
-  if (!response.ok) {
-    let detail = '';
-    try { detail = (await response.json()).detail || ''; } catch { /* not JSON */ }
-    throw new ServerParseError(`${what} failed (HTTP ${response.status}${detail ? `: ${detail}` : ''})`);
-  }
-  return response.json();
-}
 
 // Last `complete` or `error` event of a Gradio SSE stream.
 function finalEvent(text) {
@@ -43,18 +34,18 @@ export async function parseOnServer(file, dtype, apiName = 'parse') {
   // 1. Upload the file into Gradio's cache.
   const form = new FormData();
   form.append('files', file, file.name || 'image.png');
-  const [path] = await readJson(await fetch(`${API}/upload`, { method: 'POST', body: form }), 'upload');
+  const [path] = await okJson(await fetch(`${API}/upload`, { method: 'POST', body: form }), 'upload');
   // 2. Queue the call, 3. wait for its result.
   const body = { data: [{ path, orig_name: file.name || 'image.png', meta: { _type: 'gradio.FileData' } }, dtype] };
-  const { event_id: eventId } = await readJson(await fetch(`${API}/call/${apiName}`, {
+  const { event_id: eventId } = await okJson(await fetch(`${API}/call/${apiName}`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
   }), 'the parse call');
   const stream = await fetch(`${API}/call/${apiName}/${eventId}`);
   const final = finalEvent(await stream.text());
-  if (!final) throw new ServerParseError('the server closed the parse call without an answer');
+  if (!final) throw new GradioCallError('the server closed the parse call without an answer');
   if (final.event === 'error') {
     const message = typeof final.data === 'string' ? final.data : final.data?.error || final.data?.message;
-    throw new ServerParseError(message || 'the server could not parse this image');
+    throw new GradioCallError(message || 'the server could not parse this image');
   }
   const [labelMap, , summary] = final.data;
   // 4. Fetch the label map (pixel = class id).
