@@ -38,6 +38,8 @@ def test_one_upload_with_image_and_mask_only_after_confirming(edit_server, edit_
     page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
                            timeout=TIMEOUT_MS)
     assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
+    assert not root.locator("[data-role=result]").is_visible(), "the result panel shows before any result"
+    assert not root.locator("[data-role=confirm]").is_visible()
 
     # Chromium does not expose multipart bodies built from Blobs, so every POST counts as a possible
     # carrier; the upload's content is checked on the server below.
