@@ -26,7 +26,7 @@ from export.spec import DTYPE_FILES, DTYPES, FIDELITY, MANIFEST_VERSION
 from webapp import __version__
 from webapp.errors import UserError
 from webapp.labels import write_labels_json
-from webapp.preprocess import INPUT_SIZE, preprocessor_config
+from webapp.preprocess import preprocessor_config, to_pixel_values
 
 EvalFn = Callable[[Path, Path], dict]
 
@@ -105,13 +105,14 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
     config = json.loads((tmp / "config.json").read_text())
     config["architectures"] = ["SegformerForSemanticSegmentation"]
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(), indent=2) + "\n")
+    size = source.input_size(src)  # what the model was trained at (512 for jonathandinu/face-parsing)
+    (tmp / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(size), indent=2) + "\n")
     write_labels_json(tmp / "labels.json")
     bar.update()
 
     # 4. ONNX graphs: fp32 traced from PyTorch; fp16 and q8 converted from fp32.
     bar.set_postfix_str("fp32 graph")
-    onnx_build.export_fp32(model, tmp / DTYPE_FILES["fp32"], size=INPUT_SIZE)
+    onnx_build.export_fp32(model, tmp / DTYPE_FILES["fp32"], size=size)
     bar.update()
     for dtype in wanted[1:]:
         bar.set_postfix_str(f"{dtype} graph")
@@ -121,16 +122,13 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
     # 5. Fidelity of every dtype against PyTorch on the validation images, and CPU latency.
     bar.set_postfix_str("fidelity")
     images = validation.validation_images()
-    from webapp.preprocess import to_pixel_values
-
-    reference = [validation.torch_logits(model, to_pixel_values([im]))[0] for im in images]
+    reference = [validation.torch_logits(model, to_pixel_values([im], size))[0] for im in images]
     per_dtype = {}
     for dtype in tqdm(wanted, desc="fidelity", unit="dtype", disable=not progress, leave=False,
                       file=sys.stderr):
         session = validation.ort_session(tmp / DTYPE_FILES[dtype])
-        stats = validation.fidelity(session, images, reference)
-        stats["cpu_latency_ms"] = round(validation.latency_ms(session, FIDELITY.latency_size,
-                                                              FIDELITY.latency_runs), 2)
+        stats = validation.fidelity(session, images, reference, size)
+        stats["cpu_latency_ms"] = round(validation.latency_ms(session, size, FIDELITY.latency_runs), 2)
         per_dtype[dtype] = {"file": DTYPE_FILES[dtype], **stats}
     fp32_err = per_dtype["fp32"]["max_abs_logit_diff"]
     if fp32_err > FIDELITY.fp32_max_abs:
@@ -155,7 +153,7 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "source": {"model": src.location, "kind": src.kind, "revision": src.revision},
         "labels": labels,
-        "input": {"name": "pixel_values", "size": INPUT_SIZE, "layout": "NCHW", "dtype": "float32"},
+        "input": {"name": "pixel_values", "size": size, "layout": "NCHW", "dtype": "float32"},
         "output": {"name": "logits", "stride": 4},
         "validation": {"images": [list(im.size) for im in images],
                        "note": "synthetic test cards; agreement with PyTorch, not accuracy"},

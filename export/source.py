@@ -75,6 +75,20 @@ def _hub_revision(repo_id: str, revision: str | None) -> str:
     return info.sha or (revision or "main")
 
 
+def input_size(source: Source) -> int:
+    """The input side the source was made for: its ``preprocessor_config.json`` (512 when it has none)."""
+    from webapp.preprocess import INPUT_SIZE
+    from webapp.preprocess import input_size as folder_input_size
+
+    if source.kind == "folder":
+        return folder_input_size(source.location)
+    from transformers.utils import cached_file
+
+    path = cached_file(source.location, "preprocessor_config.json", revision=source.revision,
+                       _raise_exceptions_for_missing_entries=False)
+    return folder_input_size(Path(path).parent) if path else INPUT_SIZE
+
+
 def check_labels(id2label: dict, labels_ok: bool) -> list[str]:
     """Compare a model's ``id2label`` with the CelebAMask-HQ table; return its label list.
 

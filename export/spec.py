@@ -34,9 +34,8 @@ class FidelitySpec:
 
     # fp32 graph must match eager PyTorch this closely (max |logit diff|); export fails beyond it.
     fp32_max_abs: float = 1e-3
-    # Latency: median over this many runs after one warm-up, one 512×512 frame.
+    # Latency: median over this many runs after one warm-up, one frame at the model's input size.
     latency_runs: int = 5
-    latency_size: int = 512
 
 
 FIDELITY = FidelitySpec()

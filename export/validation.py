@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from webapp.preprocess import logits_to_labels, to_pixel_values
+from webapp.preprocess import INPUT_SIZE, logits_to_labels, to_pixel_values
 
 # Non-square sizes on purpose: the label agreement is measured at each image's own size.
 VALIDATION_SIZES = ((512, 512), (640, 480), (384, 576), (500, 333))
@@ -56,11 +56,11 @@ def ort_session(path: Path, threads: int | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def fidelity(session, images: list[Image.Image], reference: list[np.ndarray]) -> dict:
+def fidelity(session, images: list[Image.Image], reference: list[np.ndarray], size: int = INPUT_SIZE) -> dict:
     """Max |logit − reference| and % of pixels whose label equals the reference's, over ``images``."""
     max_abs, same, total = 0.0, 0, 0
     for image, ref in zip(images, reference, strict=True):
-        logits = session.run(None, {session.get_inputs()[0].name: to_pixel_values([image])})[0][0]
+        logits = session.run(None, {session.get_inputs()[0].name: to_pixel_values([image], size)})[0][0]
         max_abs = max(max_abs, float(np.abs(logits - ref).max()))
         w, h = image.size
         same += int((logits_to_labels(logits, h, w) == logits_to_labels(ref, h, w)).sum())

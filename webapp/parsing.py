@@ -20,7 +20,7 @@ from PIL import Image
 from export.spec import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
 from webapp.errors import UserError
 from webapp.labels import LABELS
-from webapp.preprocess import logits_to_labels, to_pixel_values
+from webapp.preprocess import input_size, logits_to_labels, to_pixel_values
 
 # q8 is dynamically quantized: activation scales are computed over the whole input tensor, so a batch
 # would change each image's result. Those dtypes run one image per model call.
@@ -81,6 +81,7 @@ class FaceParser:
         self.export_dir = Path(export_dir)
         self.dtype = check_dtype(dtype)
         self.model_path = self.export_dir / DTYPE_FILES[dtype]
+        self.input_size = input_size(self.export_dir)  # the export's preprocessor_config (512 by default)
         self._session = None
         self._lock = threading.Lock()
         self.load_ms: float | None = None
@@ -127,7 +128,7 @@ class FaceParser:
             return []
         session = self.session  # load outside the timings
         t0 = time.perf_counter()
-        pixels = to_pixel_values(images)
+        pixels = to_pixel_values(images, self.input_size)
         t1 = time.perf_counter()
         if BATCH_INVARIANT[self.dtype]:
             logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0]

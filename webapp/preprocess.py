@@ -6,6 +6,9 @@ Post: logits (H/4 × W/4) → bilinear upsample to the image size → argmax →
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -16,12 +19,12 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def preprocessor_config() -> dict:
+def preprocessor_config(size: int = INPUT_SIZE) -> dict:
     """``preprocessor_config.json`` for transformers.js / transformers (SegformerImageProcessor)."""
     return {
         "image_processor_type": "SegformerImageProcessor",
         "do_resize": True,
-        "size": {"height": INPUT_SIZE, "width": INPUT_SIZE},
+        "size": {"height": size, "width": size},
         "resample": 2,
         "do_rescale": True,
         "rescale_factor": 1 / 255,
@@ -30,6 +33,16 @@ def preprocessor_config() -> dict:
         "image_std": STD.tolist(),
         "do_reduce_labels": False,
     }
+
+
+def input_size(folder: str | Path) -> int:
+    """The square input side a model folder or export was made for (its ``preprocessor_config.json``; 512
+    when absent). Export, the server, evaluation and the browser all resize to it."""
+    try:
+        size = json.loads((Path(folder) / "preprocessor_config.json").read_text())["size"]
+        return int(size["height"]) if isinstance(size, dict) else int(size)
+    except (OSError, ValueError, KeyError, TypeError):
+        return INPUT_SIZE
 
 
 def to_pixel_values(images: list[Image.Image], size: int = INPUT_SIZE) -> np.ndarray:

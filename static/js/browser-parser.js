@@ -61,7 +61,7 @@ export class BrowserParser {
       };
       worker.postMessage({ type: 'load', data: {
         modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
-        device, dtype, numThreads,
+        device, dtype, numThreads, inputSize: this.config.inputSize,
       } });
     });
   }

@@ -1,7 +1,7 @@
 // Web Worker that owns the face parser (transformers.js + ONNX Runtime Web), so the page never blocks.
 //
 // Messages, both ways: {type, data}.
-//   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads}
+//   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize}
 //                  parse {id, rgba: ArrayBuffer, width, height}
 //   worker → page  progress {...transformers.js progress event}   status {phase}
 //                  ready {device, dtype, numThreads, isolated, loadMs, warmupMs}
@@ -43,10 +43,11 @@ async function load(options) {
   const t1 = performance.now();
   // Warm-up on a dummy frame before saying "ready" (first runs compile kernels / allocate).
   post('status', { phase: 'warming up' });
-  const dummy = new Tensor('float32', new Float32Array(3 * INPUT_SIZE * INPUT_SIZE), [1, 3, INPUT_SIZE, INPUT_SIZE]);
+  const size = options.inputSize || INPUT_SIZE; // the export's preprocessor_config size
+  const dummy = new Tensor('float32', new Float32Array(3 * size * size), [1, 3, size, size]);
   await model({ pixel_values: dummy });
   const t2 = performance.now();
-  parser = { model, device: options.device, dtype: options.dtype };
+  parser = { model, device: options.device, dtype: options.dtype, size };
   post('ready', {
     device: options.device, dtype: options.dtype, numThreads, isolated: self.crossOriginIsolated,
     loadMs: t1 - t0, warmupMs: t2 - t1,
@@ -56,11 +57,10 @@ async function load(options) {
 async function parse({ id, rgba, width, height }) {
   if (!parser) throw new Error('the parser is not loaded yet');
   const t0 = performance.now();
-  const pixels = toPixelValues(new Uint8Array(rgba), width, height);
+  const { size } = parser;
+  const pixels = toPixelValues(new Uint8Array(rgba), width, height, size);
   const t1 = performance.now();
-  const { logits } = await parser.model({
-    pixel_values: new Tensor('float32', pixels, [1, 3, INPUT_SIZE, INPUT_SIZE]),
-  });
+  const { logits } = await parser.model({ pixel_values: new Tensor('float32', pixels, [1, 3, size, size]) });
   const t2 = performance.now();
   const [, channels, h, w] = logits.dims;
   const { labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width);

@@ -154,3 +154,31 @@ def test_page_without_an_export_says_how_to_make_one(browser, tmp_path: Path) ->
             assert "Then restart face-studio serve" in page.page.locator("#parse-missing").text_content()
         finally:
             page.close()
+
+
+def test_an_export_made_at_128_px_runs_at_128_in_the_browser(browser, samples, tmp_path: Path) -> None:
+    """The export's preprocessor size reaches the worker: browser fp32 = server fp32 on a 128-px parser."""
+    import json as _json
+
+    from tests.browser.conftest import ParsePage
+    from tests.conftest import build_tiny_parser
+    from webapp.cli import main
+    from webapp.server import run_in_thread
+    from webapp.settings import ServeSettings
+
+    model = build_tiny_parser(tmp_path / "m128", seed=4)
+    pre = _json.loads((model / "preprocessor_config.json").read_text())
+    pre["size"] = {"height": 128, "width": 128}
+    (model / "preprocessor_config.json").write_text(_json.dumps(pre))
+    export = tmp_path / "exp128"
+    assert main(["export", "--model", str(model), "--out", str(export), "--dtypes", "fp32", "--quiet"]) == 0
+    with run_in_thread(ServeSettings(port=0, parser_dir=export)) as handle:
+        page = ParsePage(browser, handle).open()
+        try:
+            page.page.select_option("[data-role=backend]", "wasm")
+            page.page.select_option("[data-role=dtype]", "fp32")
+            assert page.upload(samples["wide"]) == "done", page.text("error")
+            labels = np.asarray(Image.open(page.download("labels")))
+            assert np.array_equal(labels, server_labels(handle, samples["wide"], "fp32"))
+        finally:
+            page.close()

@@ -225,3 +225,28 @@ def test_eval_data_records_task_metrics(tiny_parser_dir: Path, tmp_path: Path) -
     assert abs(metrics["fp32"]["miou"] - metrics["pytorch"]["miou"]) < 1e-6
     assert main(["export", "--model", str(tiny_parser_dir), "--out", str(tmp_path / "x"), "--eval-data",
                  str(tmp_path / "missing")]) == 2
+
+
+def test_export_keeps_the_model_input_size(tmp_path: Path) -> None:
+    """A parser trained at 128 px (face-studio train --size 128) is exported, served and parsed at 128."""
+    from webapp.parsing import FaceParser
+    from webapp.settings import ServeSettings
+    from webapp.views.parse import page_config
+
+    model = build_tiny_parser(tmp_path / "m128")
+    pre = json.loads((model / "preprocessor_config.json").read_text())
+    pre["size"] = {"height": 128, "width": 128}
+    (model / "preprocessor_config.json").write_text(json.dumps(pre))
+    out = tmp_path / "exp"
+    assert main(["export", "--model", str(model), "--out", str(out), "--dtypes", "fp32", "--quiet"]) == 0
+    assert json.loads((out / "preprocessor_config.json").read_text())["size"] == {"height": 128, "width": 128}
+    assert json.loads((out / "manifest.json").read_text())["input"]["size"] == 128
+    parser = FaceParser(out, "fp32")
+    assert parser.input_size == 128
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (90, 70, 3), dtype=np.uint8))
+    assert parser.parse(image).shape == (90, 70)
+    torch_model = SegformerForSemanticSegmentation.from_pretrained(model).eval()
+    with torch.no_grad():
+        ref = torch_model(pixel_values=torch.from_numpy(to_pixel_values([image], 128))).logits.numpy()[0]
+    assert np.array_equal(parser.parse(image), logits_to_labels(ref, 90, 70))
+    assert page_config(ServeSettings(parser_dir=out))["inputSize"] == 128

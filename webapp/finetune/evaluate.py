@@ -10,7 +10,6 @@ mask's own resolution. Score definitions: webapp/finetune/metrics.py.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,18 +21,9 @@ from webapp.errors import UserError
 from webapp.finetune import data as data_io
 from webapp.finetune.metrics import ConfusionMatrix
 from webapp.labels import NAMES, NUM_LABELS
-from webapp.preprocess import INPUT_SIZE, logits_to_labels, to_pixel_values
+from webapp.preprocess import INPUT_SIZE, input_size, logits_to_labels, to_pixel_values
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # (N, 3, S, S) pixel values → (N, 19, S/4, S/4) logits
-
-
-def input_size(folder: Path) -> int:
-    """The square input size from ``preprocessor_config.json`` (512 when absent)."""
-    try:
-        size = json.loads((folder / "preprocessor_config.json").read_text())["size"]
-        return int(size["height"]) if isinstance(size, dict) else int(size)
-    except (OSError, ValueError, KeyError, TypeError):
-        return INPUT_SIZE
 
 
 def torch_predictor(model_dir: Path) -> Predictor:

@@ -25,7 +25,7 @@ from webapp.parsing import (
     get_parser,
     missing_export_message,
 )
-from webapp.preprocess import overlay
+from webapp.preprocess import input_size, overlay
 from webapp.server import ASSETS_PATH, PARSER_PATH, parser_model_id
 from webapp.settings import ServeSettings
 
@@ -49,6 +49,7 @@ def page_config(settings: ServeSettings) -> dict:
         "vendorUrl": f"{ASSETS_PATH}/vendor/",
         "workerUrl": f"{ASSETS_PATH}/js/worker.js",
         "apiName": "parse",
+        "inputSize": input_size(parser_dir),
         "maxPixels": MAX_PIXELS,
         "maxSide": MAX_SIDE,
     }
