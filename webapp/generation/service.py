@@ -84,7 +84,7 @@ class GenerationService:
         """One line for the page: model, device, memory mode, LoRAs."""
         o = self.owner
         if o.unavailable:
-            return f"**Model** `{o.source}` · **unavailable:** {o.unavailable}"
+            return f"**Model** `{o.source}` · not loaded: generation is off on this server (why: above)."
         state = "loaded" if o.loaded else "loads on first use"
         loras = ", ".join(f"{lo.name} ×{lo.scale:g}" for lo in o.loras) or "none"
         mem = gpu_memory_gib(o.device)
