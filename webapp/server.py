@@ -19,9 +19,11 @@ import hashlib
 import socket
 import threading
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,6 +71,30 @@ class IsolationHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class RequireLogin:
+    """ASGI wrapper for our static mounts: with ``--auth``, no file without Gradio's login cookie (401), so the
+    model and the page's code are as private as the API. Without ``--auth`` it passes everything through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gradio_app = scope.get("app")  # Gradio's FastAPI app: Starlette puts the outermost app in the scope
+        if scope["type"] == "http" and getattr(gradio_app, "auth", None):
+            cookies = SimpleCookie()
+            for name, value in scope.get("headers", []):
+                if name == b"cookie":
+                    cookies.load(value.decode("latin-1"))
+            cookie_id = gradio_app.cookie_id
+            token = next((cookies[k].value for k in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}")
+                          if k in cookies), None)
+            if gradio_app.tokens.get(token) is None:
+                await PlainTextResponse("Not authenticated: log in to the app first.", status_code=401)(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class StaticFolder(StaticFiles):
     """``StaticFiles`` with the MIME types browsers insist on (module scripts, wasm streaming)."""
 
@@ -98,9 +124,9 @@ def app_kwargs(settings: ServeSettings) -> dict:
     return {
         "middleware": [Middleware(IsolationHeaders)],
         "routes": [
-            Mount(ASSETS_PATH, app=StaticFolder(directory=STATIC_DIR), name="assets"),
-            Mount(f"{PARSER_PATH}/{model_id}", app=StaticFolder(directory=settings.parser_dir, check_dir=False),
-                  name="parser"),
+            Mount(ASSETS_PATH, app=RequireLogin(StaticFolder(directory=STATIC_DIR)), name="assets"),
+            Mount(f"{PARSER_PATH}/{model_id}",
+                  app=RequireLogin(StaticFolder(directory=settings.parser_dir, check_dir=False)), name="parser"),
         ],
     }
 

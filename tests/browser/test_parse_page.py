@@ -182,3 +182,24 @@ def test_an_export_made_at_128_px_runs_at_128_in_the_browser(browser, samples, t
             assert np.array_equal(labels, server_labels(handle, samples["wide"], "fp32"))
         finally:
             page.close()
+
+
+def test_with_auth_the_page_logs_in_and_still_parses_in_the_browser(browser, tiny_export_dir, samples) -> None:
+    """--auth guards our static files too; after Gradio's login the worker, wasm and model still load."""
+    from tests.browser.conftest import ParsePage
+    from webapp.server import run_in_thread
+    from webapp.settings import ServeSettings
+
+    with run_in_thread(ServeSettings(port=0, parser_dir=tiny_export_dir, auth=("ada", "lovelace"))) as handle:
+        page = ParsePage(browser, handle)
+        try:
+            page.page.goto(handle.url)
+            page.page.get_by_label("username").fill("ada")
+            page.page.get_by_label("password").fill("lovelace")
+            page.page.get_by_role("button", name="Login").click()
+            page.page.wait_for_selector(".fs-parse[data-state]", state="attached", timeout=60_000)
+            page.page.select_option("[data-role=backend]", "wasm")
+            assert page.upload(samples["wide"]) == "done", page.text("error")
+            assert "Parsed in this browser · WASM" in page.text("status")
+        finally:
+            page.close()

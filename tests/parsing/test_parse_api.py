@@ -116,3 +116,15 @@ def test_auth_guards_the_api(tiny_export_dir: Path, samples) -> None:
         client = Client(handle.url, auth=("ada", "lovelace"), verbose=False)
         label_path, _, _ = client.predict(handle_file(samples["square"]), "q8", api_name="/parse")
         assert Image.open(label_path).size == (512, 512)
+        # Our static mounts too: the page's code and the model need the login cookie.
+        from webapp.server import parser_model_id
+
+        model_url = f"{handle.url}parser/{parser_model_id(tiny_export_dir)}/onnx/model_quantized.onnx"
+        for url in (handle.url + "studio/js/worker.js", model_url):
+            assert fetch(url)[0] == 401, url
+        import httpx
+
+        with httpx.Client() as session:  # Gradio's login form sets the cookie
+            assert session.post(handle.url + "login", data={"username": "ada", "password": "lovelace"}).is_success
+            for url in (handle.url + "studio/js/worker.js", model_url):
+                assert session.get(url).status_code == 200, url
