@@ -19,6 +19,32 @@ export async function backendPlan(preference, wasmDtype, dtypes) {
   return plan;
 }
 
+export const DEVICE_NAMES = { webgpu: 'WebGPU', wasm: 'WASM' };
+
+/**
+ * Load the first backend of `backendPlan(choice, wasmDtype, config.dtypes)` that works.
+ * `onStep(name)` is called before each try; `callbacks(name)` gives the BrowserParser's {onProgress, onStatus}.
+ * Resolves to {parser, loadMs, failures}; rejects with every failure's reason when none loads.
+ */
+export async function loadFirstBackend(config, choice, wasmDtype, { onStep = () => {}, callbacks = () => ({}) } = {}) {
+  const failures = [];
+  for (const step of await backendPlan(choice, wasmDtype, config.dtypes)) {
+    const name = `${DEVICE_NAMES[step.device]} ${step.dtype}`;
+    if (step.unavailable) { failures.push(`${name}: ${step.unavailable}`); continue; }
+    onStep(name);
+    const parser = new BrowserParser(config, callbacks(name));
+    try {
+      const t0 = performance.now();
+      await parser.load(step);
+      return { parser, loadMs: performance.now() - t0, failures };
+    } catch (err) {
+      parser.dispose();
+      failures.push(err.message);
+    }
+  }
+  throw new Error(failures.join('; ') || 'no browser backend to try');
+}
+
 export class BrowserParser {
   constructor(config, { onProgress = () => {}, onStatus = () => {} } = {}) {
     this.config = config;

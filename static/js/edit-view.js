@@ -2,7 +2,7 @@
 // feather and a prompt; only after an explicit confirmation are image + mask uploaded, in one request,
 // to the server's `inpaint` endpoint (or the image alone to `restyle`). Root data-state:
 // idle | parsing | ready | confirming | uploading | generating | done | error.
-import { BrowserParser, backendPlan } from './browser-parser.js';
+import { loadFirstBackend } from './browser-parser.js';
 import { call, fileUrl, uploadFiles } from './gradio-queue.js';
 import { ImageInputError, readImage } from './image-input.js';
 import { combineMask, coverage, growMask, stamp } from './mask.js';
@@ -161,14 +161,7 @@ class EditView {
   async parseInBrowser() {
     if (this.config.missing) throw new Error(this.config.missing);
     const wasm = this.config.dtypes.includes('q8') ? 'q8' : this.config.dtypes[0];
-    if (!this.parser) {
-      const reasons = [];
-      for (const step of await backendPlan('auto', wasm, this.config.dtypes)) {
-        const parser = new BrowserParser(this.config);
-        try { await parser.load(step); this.parser = parser; break; } catch (err) { parser.dispose(); reasons.push(err.message); }
-      }
-      if (!this.parser) throw new Error(reasons.join('; '));
-    }
+    if (!this.parser) this.parser = (await loadFirstBackend(this.config, 'auto', wasm)).parser;
     const { rgba, width, height } = this.image;
     return (await this.parser.parse(rgba, width, height)).labels;
   }

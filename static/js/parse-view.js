@@ -3,7 +3,7 @@
 //
 // The root element carries data-state (idle | loading | parsing | done | error) and data-backend, for
 // people reading the DOM and for the tests.
-import { BrowserParser, backendPlan } from './browser-parser.js';
+import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
 import { download } from './downloads.js';
 import { ImageInputError, readImage } from './image-input.js';
 import { overlayImage } from './overlay.js';
@@ -48,7 +48,6 @@ const TEMPLATE = `
 </div>`;
 
 const ms = (v) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} ms`);
-const DEVICE_NAMES = { webgpu: 'WebGPU', wasm: 'WASM' };
 
 class ParseView {
   constructor(root, config) {
@@ -224,29 +223,21 @@ class ParseView {
     if (this.failedKey === key) throw new Error(this.browserFailure); // don't retry a failed load per image
     this.parser?.dispose();
     this.parser = null;
-    const failures = [];
-    for (const step of await backendPlan(choice, wasmDtype, this.config.dtypes)) {
-      const name = `${DEVICE_NAMES[step.device]} ${step.dtype}`;
-      if (step.unavailable) { failures.push(`${name}: ${step.unavailable}`); continue; }
-      this.setStatus(`Loading the model for ${name}…`);
-      this.el.progress.innerHTML = '';
-      const parser = new BrowserParser(this.config, {
-        onProgress: (event) => this.showProgress(event),
-        onStatus: (phase) => this.setStatus(`${name}: ${phase}…`),
+    try {
+      const loaded = await loadFirstBackend(this.config, choice, wasmDtype, {
+        onStep: (name) => { this.setStatus(`Loading the model for ${name}…`); this.el.progress.innerHTML = ''; },
+        callbacks: (name) => ({
+          onProgress: (event) => this.showProgress(event),
+          onStatus: (phase) => this.setStatus(`${name}: ${phase}…`),
+        }),
       });
-      try {
-        const t0 = performance.now();
-        await parser.load(step);
-        this.parser = parser;
-        this.parserKey = key;
-        return { parser, loadMs: performance.now() - t0, failures };
-      } catch (err) {
-        parser.dispose();
-        failures.push(err.message);
-      }
+      this.parser = loaded.parser;
+      this.parserKey = key;
+      return loaded;
+    } catch (err) {
+      this.failedKey = key;
+      throw err;
     }
-    this.failedKey = key;
-    throw new Error(failures.join('; ') || 'no browser backend to try');
   }
 
   async parseBrowser(image, choice) {

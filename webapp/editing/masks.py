@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from webapp.errors import UserError
-from webapp.labels import NAMES, resolve_regions
+from webapp.labels import resolve_regions
 
 MAX_GROW = 128  # px; more than this is a different edit (use a hand-painted mask)
 MAX_FEATHER = 64
@@ -85,8 +85,3 @@ def check_mask(mask: np.ndarray) -> float:
         raise MaskError(f"the mask covers {coverage:.1%} of the image: that is not a local edit. Use Restyle "
                         "(Img2Img with a strength) or Generate instead, or pick fewer regions.")
     return coverage
-
-
-def present_regions(labels: np.ndarray) -> list[str]:
-    """Names of the classes present in a label map (for messages and the UI)."""
-    return [NAMES[i] for i in np.unique(labels) if i < len(NAMES)]
