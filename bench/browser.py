@@ -11,7 +11,7 @@ One 512×512 frame (skimage's astronaut), batch 1.
 Prints a Markdown table per thread count:
   model-only  = the ONNX Runtime session call (browser: inside the worker; native: session.run);
   pipeline    = pre-process + model + post-process to a label map at the image size
-                (browser: the worker's three stages; native: webapp/preprocess.py + session.run);
+                (browser: the worker's three stages; native: face_studio/preprocess.py + session.run);
   JS pre/post = the worker's pre + post-processing as a share of the browser pipeline;
   browser/native ratios for both.
 """
@@ -79,7 +79,7 @@ def native_times(export: Path, dtype: str, image, frames: int, threads: int) -> 
     import onnxruntime as ort
 
     from export.spec import DTYPE_FILES
-    from webapp.preprocess import logits_to_labels, to_pixel_values
+    from face_studio.preprocess import logits_to_labels, to_pixel_values
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -121,7 +121,7 @@ def browser_times(browser, url: str, png: bytes, dtype: str, frames: int, thread
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="tiny,mit-b5", help="presets from export/configs.py")
+    parser.add_argument("--models", default="tiny,mit-b5", help="presets from face_studio/configs.py")
     parser.add_argument("--dtypes", default="fp32,q8")
     parser.add_argument("--frames", type=int, default=3, help="timed frames after one warm-up (median)")
     parser.add_argument("--threads", default=str(os.cpu_count() or 1),

@@ -83,10 +83,10 @@ def main() -> None:
     import torch
     from transformers import SegformerForSemanticSegmentation
 
-    from export.configs import face_parser_config
     from export.onnx_build import export_fp32
     from export.validation import validation_images
-    from webapp.preprocess import to_pixel_values
+    from face_studio.configs import face_parser_config
+    from face_studio.preprocess import to_pixel_values
 
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)

@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 from export import manifest as manifest_io
 from export import onnx_build, source, validation
 from export.spec import DTYPE_FILES, DTYPES, FIDELITY, MANIFEST_VERSION
-from webapp import __version__
-from webapp.errors import UserError
-from webapp.labels import write_labels_json
-from webapp.preprocess import preprocessor_config, to_pixel_values
+from face_studio import __version__
+from face_studio.errors import UserError
+from face_studio.labels import write_labels_json
+from face_studio.preprocess import preprocessor_config, to_pixel_values
 
 EvalFn = Callable[[Path, Path], dict]
 
@@ -140,7 +140,7 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
     evaluation = None
     if eval_data is not None:
         bar.set_postfix_str("evaluating on --eval-data")
-        from webapp.finetune.evaluate import evaluate_export
+        from face_studio.training.evaluate import evaluate_export
 
         evaluation = {"data": str(Path(eval_data).resolve()),
                       "metrics": evaluate_export(tmp, Path(eval_data), dtypes=wanted, progress=progress)}

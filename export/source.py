@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.manifest import sha256
-from webapp.errors import UserError
-from webapp.labels import NAMES
+from face_studio.errors import UserError
+from face_studio.labels import NAMES
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SEGFORMER = "SegformerForSemanticSegmentation"
@@ -77,8 +77,8 @@ def _hub_revision(repo_id: str, revision: str | None) -> str:
 
 def input_size(source: Source) -> int:
     """The input side the source was made for: its ``preprocessor_config.json`` (512 when it has none)."""
-    from webapp.preprocess import INPUT_SIZE
-    from webapp.preprocess import input_size as folder_input_size
+    from face_studio.preprocess import INPUT_SIZE
+    from face_studio.preprocess import input_size as folder_input_size
 
     if source.kind == "folder":
         return folder_input_size(source.location)

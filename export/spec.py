@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# transformers.js v4 file names per dtype (it picks `onnx/model{suffix}.onnx` from `dtype`).
-DTYPE_FILES: dict[str, str] = {
-    "fp32": "onnx/model.onnx",
-    "fp16": "onnx/model_fp16.onnx",
-    "q8": "onnx/model_quantized.onnx",
-}
-DTYPES: tuple[str, ...] = tuple(DTYPE_FILES)
+from face_studio.onnx_files import DTYPE_FILES, DTYPES, INPUT_NAME, MANIFEST, OUTPUT_NAME  # noqa: F401 (re-exported)
 
 OPSET = 17  # opset 17: LayerNormalization is a single op; supported by ORT web and native
-INPUT_NAME = "pixel_values"
-OUTPUT_NAME = "logits"
 DYNAMIC_AXES = {
     INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
     OUTPUT_NAME: {0: "batch", 2: "logits_height", 3: "logits_width"},
@@ -24,7 +16,6 @@ DYNAMIC_AXES = {
 # graph was slower (1529 ms) and may hold CPU-only fused ops that onnxruntime-web lacks, so we don't.
 SLIM = True
 DEFAULT_SOURCE = "jonathandinu/face-parsing"
-MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 
 

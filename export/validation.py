@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from webapp.preprocess import INPUT_SIZE, logits_to_labels, to_pixel_values
+from face_studio.preprocess import INPUT_SIZE, logits_to_labels, to_pixel_values
 
 # Non-square sizes on purpose: the label agreement is measured at each image's own size.
 VALIDATION_SIZES = ((512, 512), (640, 480), (384, 576), (500, 333))

@@ -8,7 +8,7 @@ import numpy as np
 
 from export.manifest import read, sha256
 from export.spec import DTYPE_FILES, MANIFEST
-from webapp.labels import NUM_LABELS
+from face_studio.labels import NUM_LABELS
 
 
 def verify(folder: str | Path) -> list[str]:

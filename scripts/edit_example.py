@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from face_studio.labels import LABEL2ID
+    from face_studio.preprocess import colorize
+    from face_studio.training.synth import render_face
     from tests.generation.tiny_sd3 import build_tiny_sd3
     from webapp.cli import main as cli
-    from webapp.finetune.synth import render_face
-    from webapp.labels import LABEL2ID
-    from webapp.preprocess import colorize
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

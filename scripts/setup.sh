@@ -58,6 +58,6 @@ if [ ! -f static/vendor/transformers.min.js ] || [ package-lock.json -nt static/
   cp "$ort"/ort-wasm-simd-threaded.asyncify.{mjs,wasm} static/vendor/ 2>/dev/null || true
 fi
 
-# 4. Generated label table for the browser (one source of truth: webapp/labels.py).
-"$VENV/bin/python" -c "from webapp.labels import write_labels_json; write_labels_json('static/labels.json')"
+# 4. Generated label table for the browser (one source of truth: face_studio/labels.py).
+"$VENV/bin/python" -c "from face_studio.labels import write_labels_json; write_labels_json('static/labels.json')"
 log "ready"

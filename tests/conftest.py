@@ -25,8 +25,8 @@ def build_tiny_parser(folder: Path, seed: int = 0, preset: str = "tiny") -> Path
     import torch
     from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
 
-    from export.configs import face_parser_config
-    from webapp.preprocess import preprocessor_config
+    from face_studio.configs import face_parser_config
+    from face_studio.preprocess import preprocessor_config
 
     torch.manual_seed(seed)
     model = SegformerForSemanticSegmentation(face_parser_config(preset)).eval()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.images import ImageInputError, load_image
-from webapp.preprocess import logits_to_labels, to_pixel_values, upsample_logits
+from face_studio.images import ImageInputError, load_image
+from face_studio.preprocess import logits_to_labels, to_pixel_values, upsample_logits
 
 
 @pytest.mark.parametrize("smooth", [True, False])

@@ -1,3 +1,3 @@
-"""face-studio: browser-first face parsing with a GPU server for SD3.5 generation and face-aware editing."""
+"""face-studio web app: server, views, parsing engine, generation, editing and the CLI."""
 
-__version__ = "0.1.0"
+from face_studio import __version__  # noqa: F401  (one version for the distribution)

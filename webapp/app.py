@@ -2,44 +2,28 @@
 
 A view module exposes ``build(settings)`` (lays out its components inside the current Blocks) and may
 expose ``HEAD`` / ``CSS`` strings, which Gradio 6 takes at ``launch()`` (collected by
-:func:`launch_assets`). Views still being written elsewhere (Generate, Edit) are added when their
-module exists.
+:func:`launch_assets`).
 """
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import gradio as gr
 
 from webapp.settings import ServeSettings
+from webapp.views import edit as edit_view
+from webapp.views import generate as generate_view
 from webapp.views import parse as parse_view
 
 TITLE = "face-studio"
 # Uploads and API outputs in Gradio's cache: swept hourly, kept an hour (generated images live in output_dir).
 DELETE_CACHE = (3600, 3600)
-# (tab title, module under webapp.views); a missing optional module leaves its tab out.
-OPTIONAL_VIEWS: tuple[tuple[str, str], ...] = (("Generate", "generate"), ("Edit", "edit"))
-
-
-def _optional_view(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"webapp.views.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"webapp.views.{name}":
-            raise  # the view exists but one of its imports is missing: say so loudly
-        return None
 
 
 def views() -> list[tuple[str, ModuleType]]:
-    """The views this checkout has, in tab order."""
-    found = [("Parse", parse_view)]
-    for title, name in OPTIONAL_VIEWS:
-        module = _optional_view(name)
-        if module is not None:
-            found.append((title, module))
-    return found
+    """The views, in tab order."""
+    return [("Parse", parse_view), ("Generate", generate_view), ("Edit", edit_view)]
 
 
 def build_app(settings: ServeSettings) -> gr.Blocks:

@@ -8,13 +8,14 @@ so that ``face-studio --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from webapp import __version__
-from webapp.errors import UserError
+from face_studio import __version__
+from face_studio.errors import UserError
+from webapp.commands import edit, evaluate, export, parse, serve, synth, train, verify
 
-COMMANDS = ("export", "verify", "serve", "parse", "edit", "synth", "train", "evaluate")
+# Each module: HELP, add_arguments(parser), run(args) -> int. In the order `--help` lists them.
+COMMANDS = (export, verify, serve, parse, edit, synth, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,13 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"face-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"webapp.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"webapp.commands.{name}":
-                raise
-            continue  # command not built yet in this checkout
+    for module in COMMANDS:
+        name = module.__name__.rsplit(".", 1)[-1]
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)

@@ -2,7 +2,7 @@
 
 One lazily loaded session per (export folder, dtype), shared by the Gradio ``parse`` API, the
 ``face-studio parse`` batch CLI and the Edit view. CUDA execution provider when ONNX Runtime has it,
-else CPU. Pre/post-processing is :mod:`webapp.preprocess` (the browser has its JS twin).
+else CPU. Pre/post-processing is :mod:`face_studio.preprocess` (the browser has its JS twin).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from export.spec import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
-from webapp.errors import UserError
-from webapp.labels import LABELS
-from webapp.preprocess import input_size, logits_to_labels, to_pixel_values
+from face_studio.errors import UserError
+from face_studio.labels import LABELS
+from face_studio.onnx_files import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
+from face_studio.preprocess import input_size, logits_to_labels, to_pixel_values
 
 # q8 is dynamically quantized: activation scales are computed over the whole input tensor, so a batch
 # would change each image's result. Those dtypes run one image per model call.

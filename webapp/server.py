@@ -15,7 +15,6 @@ FastAPI app from ``app_kwargs``, into which we put
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import threading
 from dataclasses import dataclass
@@ -28,10 +27,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from webapp.app import build_app, launch_assets
+from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
 from webapp.settings import STATIC_DIR, ServeSettings
 
-ASSETS_PATH = "/studio"  # not /static nor /assets: Gradio serves its own fonts, scripts and bundle there
-PARSER_PATH = "/parser"  # transformers.js env.localModelPath; the model id follows
 ISOLATION_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-embedder-policy", b"require-corp"),
@@ -47,7 +46,7 @@ MEDIA_TYPES: dict[str, str] = {
     ".css": "text/css",
     ".png": "image/png",
 }
-UPLOAD_LIMIT = "64mb"  # well above any photo; the 40 MP pixel limit (webapp.images) is checked after upload
+UPLOAD_LIMIT = "64mb"  # well above any photo; the 40 MP pixel limit (face_studio.images) is checked after upload
 
 
 class IsolationHeaders:
@@ -107,17 +106,6 @@ class StaticFolder(StaticFiles):
         return response
 
 
-def parser_model_id(parser_dir: Path) -> str:
-    """``face-parsing-<hash>`` of the export's files: a re-export gets a new URL, so no browser cache
-    ever serves a stale model."""
-    digest = hashlib.sha256()
-    for path in sorted(parser_dir.rglob("*")) if parser_dir.is_dir() else []:
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.relative_to(parser_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return f"face-parsing-{digest.hexdigest()[:10]}"
-
-
 def app_kwargs(settings: ServeSettings) -> dict:
     """FastAPI keyword arguments for Gradio's app: the isolation middleware and our two static mounts."""
     model_id = parser_model_id(Path(settings.parser_dir))
@@ -139,8 +127,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _launch(settings: ServeSettings, *, block: bool):
-    from webapp.app import build_app, launch_assets
-
     demo = build_app(settings)
     demo.queue(max_size=settings.max_queue)
     port = settings.port or free_port(settings.host)

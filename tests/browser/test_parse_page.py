@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.labels import LABELS
+from face_studio.preprocess import colorize, overlay
 from tests.parsing.samples import says
-from webapp.labels import LABELS
 from webapp.parsing import area_summary
-from webapp.preprocess import colorize, overlay
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""static/js/segment.js is the twin of webapp/preprocess.py: same pixel values, same label map."""
+"""static/js/segment.js is the twin of face_studio/preprocess.py: same pixel values, same label map."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.preprocess import logits_to_labels, to_pixel_values
 from webapp.parsing import FaceParser
-from webapp.preprocess import logits_to_labels, to_pixel_values
 
 SCRIPT = Path(__file__).with_name("segment_twin.mjs")
 

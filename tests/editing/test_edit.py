@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.errors import UserError
 from webapp.editing.masks import MaskError, feather, grow, regions_to_mask
 from webapp.editing.service import EditRequest, edit_image, restyle_image, working_size
-from webapp.errors import UserError
 from webapp.generation.params import PNG_JSON_KEY, PNG_TEXT_KEY
 
 FAST = dict(steps=4, seed=11)
@@ -126,7 +126,7 @@ def test_cli_edit(tiny_sd3_dir: Path, tiny_export_dir: Path, tmp_path: Path) -> 
     # Random tiny parser: pick a class it actually predicts on this photo (not background).
     counts = np.bincount(labels.ravel(), minlength=19)
     counts[0] = 0
-    from webapp.labels import NAMES
+    from face_studio.labels import NAMES
 
     region = NAMES[int(counts.argmax())]
     out = tmp_path / "edited.png"

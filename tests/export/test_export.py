@@ -17,10 +17,10 @@ from transformers import SegformerForSemanticSegmentation
 from export import build
 from export.manifest import sha256
 from export.validation import ort_session
+from face_studio.labels import ID2LABEL, NAMES
+from face_studio.preprocess import logits_to_labels, to_pixel_values
 from tests.conftest import build_tiny_parser
 from webapp.cli import main
-from webapp.labels import ID2LABEL, NAMES
-from webapp.preprocess import logits_to_labels, to_pixel_values
 
 LAYOUT = ["config.json", "preprocessor_config.json", "labels.json", "model.safetensors", "manifest.json",
           "onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/model_quantized.onnx"]
@@ -210,7 +210,7 @@ def test_id2label_table_is_celebamask_order() -> None:
 
 
 def test_eval_data_records_task_metrics(tiny_parser_dir: Path, tmp_path: Path) -> None:
-    from webapp.finetune.synth import write_dataset
+    from face_studio.training.synth import write_dataset
 
     data = write_dataset(tmp_path / "faces", n=3, size=128, seed=5, progress=False)
     out = tmp_path / "exp"

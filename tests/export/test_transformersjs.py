@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from export.validation import ort_session
-from webapp.labels import NAMES
-from webapp.preprocess import logits_to_labels, to_pixel_values
+from face_studio.labels import NAMES
+from face_studio.preprocess import logits_to_labels, to_pixel_values
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("tjs_segment.mjs")

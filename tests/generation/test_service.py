@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.errors import UserError
+from face_studio.errors import UserError
 from webapp.generation.params import validate
 from webapp.generation.pipeline import (
     NO_GPU_MESSAGE,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.errors import UserError
+from face_studio.errors import UserError
+from face_studio.preprocess import logits_to_labels, to_pixel_values
 from webapp.parsing import (
     FaceParser,
     ParserNotReady,
@@ -19,7 +20,6 @@ from webapp.parsing import (
     label_map_png,
     missing_export_message,
 )
-from webapp.preprocess import logits_to_labels, to_pixel_values
 
 
 def test_parse_matches_the_pytorch_model(tiny_parser_dir: Path, tiny_export_dir: Path, samples) -> None:

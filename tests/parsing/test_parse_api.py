@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.preprocess import overlay
 from tests.parsing.samples import says
 from webapp.parsing import FaceParser, area_summary
-from webapp.preprocess import overlay
 
 
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -64,7 +64,7 @@ def test_bad_inputs_get_clear_errors_and_the_server_keeps_serving(client, sample
 
 
 def test_every_route_is_cross_origin_isolated_with_real_mime_types_and_404s(server) -> None:
-    from webapp.server import parser_model_id
+    from webapp.routes import parser_model_id
 
     for path, status, media in [
         ("", 200, "text/html"),
@@ -117,7 +117,7 @@ def test_auth_guards_the_api(tiny_export_dir: Path, samples) -> None:
         label_path, _, _ = client.predict(handle_file(samples["square"]), "q8", api_name="/parse")
         assert Image.open(label_path).size == (512, 512)
         # Our static mounts too: the page's code and the model need the login cookie.
-        from webapp.server import parser_model_id
+        from webapp.routes import parser_model_id
 
         model_url = f"{handle.url}parser/{parser_model_id(tiny_export_dir)}/onnx/model_quantized.onnx"
         for url in (handle.url + "studio/js/worker.js", model_url):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from face_studio.preprocess import colorize
 from webapp.cli import main
 from webapp.parsing import FaceParser
-from webapp.preprocess import colorize
 
 
 def test_folder_with_one_bad_file(tiny_export_dir: Path, samples, tmp_path: Path, capsys) -> None:

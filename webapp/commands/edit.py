@@ -41,10 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from face_studio.errors import UserError  # the CLI prints it and exits 2
+    from face_studio.images import load_image
     from webapp.editing.service import EditRequest, edit_image, restyle_image
-    from webapp.errors import UserError  # the CLI prints it and exits 2
     from webapp.generation.service import get_service
-    from webapp.images import load_image
 
     settings = ServeSettings(parser_dir=args.parser, sd_model=args.sd_model, device=args.device,
                              memory_mode=args.memory_mode, loras=list(args.lora), output_dir=args.out.parent)

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webapp.errors import UserError
-    from webapp.finetune.evaluate import evaluate_path, format_table
+    from face_studio.errors import UserError
+    from face_studio.training.evaluate import evaluate_path, format_table
 
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] if args.dtypes else None
     try:

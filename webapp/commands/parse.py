@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from export.spec import DTYPES
+from face_studio.onnx_files import DTYPES
 
 HELP = "Parse faces in images or folders: label-map PNGs (pixel = class id), colour masks, JSON summaries."
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -75,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from webapp.errors import UserError
-    from webapp.images import load_image
+    from face_studio.errors import UserError
+    from face_studio.images import load_image
+    from face_studio.preprocess import colorize
     from webapp.parsing import get_parser, label_map_png, summary_json
-    from webapp.preprocess import colorize
 
     # 1. Check inputs before any work.
     if args.batch < 1:

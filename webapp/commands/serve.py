@@ -93,11 +93,13 @@ def _offer_export(parser_dir: Path) -> None:
     answer = input(f"No face-parser export in {parser_dir}. Export {DEFAULT_PARSER_SOURCE} there now "
                    "(downloads ~340 MB)? [y/N] ")
     if answer.strip().lower() in ("y", "yes"):
-        from webapp.cli import main
+        from export.build import export_model
+        from face_studio.errors import UserError
 
-        rc = main(["export", "--model", DEFAULT_PARSER_SOURCE, "--out", str(parser_dir)])
-        if rc != 0:
-            print("the export failed; starting without a parser (the Parse view says how to make one)",
+        try:
+            export_model(DEFAULT_PARSER_SOURCE, parser_dir)
+        except UserError as err:
+            print(f"the export failed ({err}); starting without a parser (the Parse view says how to make one)",
                   file=sys.stderr)
 
 

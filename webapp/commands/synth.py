@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webapp.finetune.synth import write_dataset
+    from face_studio.training.synth import write_dataset
 
     if args.n < 1:
         print(f"error: -n must be at least 1 (got {args.n}).", file=sys.stderr)

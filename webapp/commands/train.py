@@ -30,8 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webapp.errors import UserError
-    from webapp.finetune.train import TrainConfig, finetune
+    from face_studio.errors import UserError
+    from face_studio.training.train import TrainConfig, finetune
 
     try:
         cfg = TrainConfig(data=args.data, base=args.base, out=args.out, epochs=args.epochs, lr=args.lr,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
+from face_studio.errors import UserError
+from face_studio.images import load_image
 from webapp.editing.service import EditRequest, edit_image, restyle_image
-from webapp.errors import UserError
-from webapp.images import load_image
 from webapp.settings import ServeSettings
 
 

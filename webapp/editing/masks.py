@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from webapp.errors import UserError
-from webapp.labels import resolve_regions
+from face_studio.errors import UserError
+from face_studio.labels import resolve_regions
 
 MAX_GROW = 128  # px; more than this is a different edit (use a hand-painted mask)
 MAX_FEATHER = 64

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from webapp import __version__
+from face_studio import __version__
+from face_studio.errors import UserError
+from face_studio.labels import LABEL2ID, NAMES
 from webapp.editing.composite import composite
 from webapp.editing.masks import MaskError, check_mask, feather, grow, mask_from_image, regions_to_mask
-from webapp.errors import UserError
 from webapp.generation import presets as P
 from webapp.generation.params import PNG_JSON_KEY, PNG_TEXT_KEY, validate
-from webapp.labels import LABEL2ID, NAMES
 
 if TYPE_CHECKING:
     from webapp.generation.service import GenerationService

@@ -13,8 +13,8 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from webapp import __version__
-from webapp.errors import UserError
+from face_studio import __version__
+from face_studio.errors import UserError
 from webapp.generation import presets as P
 
 PNG_TEXT_KEY = "parameters"  # the chunk AUTOMATIC1111, Forge and ComfyUI readers look for

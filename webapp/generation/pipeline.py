@@ -1,6 +1,6 @@
 """The one owner of the diffusers ``StableDiffusion3Pipeline``: resolves the device, loads the model once
 (lazily, on first use) from a hub id or a local diffusers folder, applies the memory mode, and loads /
-unloads LoRAs. Every failure a user can fix becomes a :class:`~webapp.errors.UserError` that says how.
+unloads LoRAs. Every failure a user can fix becomes a :class:`~face_studio.errors.UserError` that says how.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webapp.errors import UserError
+from face_studio.errors import UserError
 from webapp.generation import presets as P
 
 if TYPE_CHECKING:

@@ -103,7 +103,7 @@ def preset_for_model(sd_model: str) -> str:
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; a clear error listing the choices otherwise."""
-    from webapp.errors import UserError
+    from face_studio.errors import UserError
 
     try:
         return PRESETS[name]

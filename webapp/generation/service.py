@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webapp.errors import UserError
+from face_studio.errors import UserError
 from webapp.generation import presets as P
 from webapp.generation.params import GenerationRequest, ImageParameters, save_png, to_a1111, validate
 from webapp.generation.pipeline import LoadedLora, PipelineOwner, gpu_memory_gib

@@ -17,7 +17,7 @@ from webapp.editing import handlers
 from webapp.editing.masks import MAX_FEATHER, MAX_GROW
 from webapp.editing.service import DEFAULT_FEATHER, DEFAULT_GROW, DEFAULT_STRENGTH
 from webapp.generation.service import GPU_CONCURRENCY_ID  # one SD3 job at a time per GPU, with generate
-from webapp.server import ASSETS_PATH
+from webapp.routes import ASSETS_PATH
 from webapp.settings import ServeSettings
 from webapp.views.parse import page_config
 

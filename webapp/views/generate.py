@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from webapp.errors import UserError
+from face_studio.errors import UserError
 from webapp.generation import presets as P
 from webapp.generation.params import read_png_parameters
 from webapp.generation.service import GPU_CONCURRENCY_ID, GenerationService, get_service

@@ -15,8 +15,9 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from webapp.errors import UserError
-from webapp.images import MAX_PIXELS, MAX_SIDE, load_image
+from face_studio.errors import UserError
+from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
+from face_studio.preprocess import input_size, overlay
 from webapp.parsing import (
     DEFAULT_DTYPE,
     DTYPES,
@@ -25,8 +26,7 @@ from webapp.parsing import (
     get_parser,
     missing_export_message,
 )
-from webapp.preprocess import input_size, overlay
-from webapp.server import ASSETS_PATH, PARSER_PATH, parser_model_id
+from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
 from webapp.settings import ServeSettings
 
 CSS_URL = f"{ASSETS_PATH}/css/parse.css"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from webapp.labels import NAMES, NUM_LABELS
+from face_studio.labels import NAMES, NUM_LABELS
 
 IGNORE_INDEX = 255  # label value that is not scored (padding after augmentation)
 

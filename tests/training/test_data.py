@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.labels import LABEL2ID
+from face_studio.training.data import DataError, check_samples, find_samples, load_pair, split
+from face_studio.training.synth import write_dataset
 from webapp.cli import main
-from webapp.finetune.data import DataError, check_samples, find_samples, load_pair, split
-from webapp.finetune.synth import write_dataset
-from webapp.labels import LABEL2ID
 
 
 @pytest.fixture()

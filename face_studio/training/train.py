@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from webapp.errors import UserError
-from webapp.finetune import data as data_io
-from webapp.finetune.augment import AugmentConfig, augment
-from webapp.finetune.metrics import ConfusionMatrix
-from webapp.labels import ID2LABEL, LABEL2ID, NAMES, NUM_LABELS
-from webapp.preprocess import INPUT_SIZE, preprocessor_config, to_pixel_values
+from face_studio.errors import UserError
+from face_studio.labels import ID2LABEL, LABEL2ID, NAMES, NUM_LABELS
+from face_studio.preprocess import INPUT_SIZE, preprocessor_config, to_pixel_values
+from face_studio.training import data as data_io
+from face_studio.training.augment import AugmentConfig, augment
+from face_studio.training.metrics import ConfusionMatrix
 
 CHECKPOINTS = "checkpoints"
-SCRATCH = "scratch:"  # --base scratch:tiny → random weights in an export/configs.py preset
+SCRATCH = "scratch:"  # --base scratch:tiny → random weights in an face_studio/configs.py preset
 SUMMARY = "training.json"
 ARCHITECTURES = ["SegformerForSemanticSegmentation"]
 
@@ -101,13 +101,13 @@ def load_base(base: str, revision: str | None = None):
     """``SegformerForSemanticSegmentation`` with the 19 face labels from a hub id or a local folder.
 
     A base with other labels (``nvidia/mit-b0``: an ImageNet encoder) gets a new 19-class head. Safetensors only.
-    ``scratch:PRESET`` (``tiny``, ``mit-b0``, ``mit-b5`` from export/configs.py) starts from random weights: for
+    ``scratch:PRESET`` (``tiny``, ``mit-b0``, ``mit-b5`` from face_studio/configs.py) starts from random weights: for
     synthetic experiments; real photos want a pretrained base.
     """
     from transformers import SegformerForSemanticSegmentation
 
     if base.startswith(SCRATCH):
-        from export.configs import PRESETS, face_parser_config
+        from face_studio.configs import PRESETS, face_parser_config
 
         preset = base[len(SCRATCH):]
         if preset not in PRESETS:

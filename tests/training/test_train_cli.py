@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from face_studio.training.synth import write_dataset
 from webapp.cli import main
-from webapp.finetune.synth import write_dataset
 
 
 def test_progress_bar_shows_loss_and_val_miou(tmp_path, capsys):

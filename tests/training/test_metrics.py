@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from webapp.finetune.metrics import ConfusionMatrix, segmentation_scores
-from webapp.labels import LABEL2ID, NAMES
+from face_studio.labels import LABEL2ID, NAMES
+from face_studio.training.metrics import ConfusionMatrix, segmentation_scores
 
 BG, SKIN, NOSE, HAIR, HAT = (LABEL2ID[n] for n in ("background", "skin", "nose", "hair", "hat"))
 

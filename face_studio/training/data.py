@@ -5,7 +5,7 @@ Two layouts are read:
 ``images/ + masks/`` (what ``face-studio synth`` writes)::
 
     DIR/images/face_001.jpg     any PNG, JPEG, WebP, BMP or TIFF
-    DIR/masks/face_001.png      same stem, same size, one channel of label ids 0..18 (webapp/labels.py)
+    DIR/masks/face_001.png      same stem, same size, one channel of label ids 0..18 (face_studio/labels.py)
 
 CelebAMask-HQ, as downloaded::
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from webapp.errors import UserError
-from webapp.images import ImageInputError, load_image
-from webapp.labels import LABEL2ID, NAMES, NUM_LABELS
+from face_studio.errors import UserError
+from face_studio.images import ImageInputError, load_image
+from face_studio.labels import LABEL2ID, NAMES, NUM_LABELS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 CELEBA_IMAGES = "CelebA-HQ-img"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import SegformerConfig
 
-from webapp.labels import ID2LABEL, LABEL2ID
+from face_studio.labels import ID2LABEL, LABEL2ID
 
 ARCHITECTURES = ["SegformerForSemanticSegmentation"]
 

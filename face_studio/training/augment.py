@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from webapp.labels import flip_lut
+from face_studio.labels import flip_lut
 
 _FLIP_LUT = np.asarray(flip_lut(), dtype=np.uint8)
 
@@ -43,7 +43,7 @@ class AugmentConfig:
 
 
 def hflip(image: Image.Image, labels: np.ndarray) -> tuple[Image.Image, np.ndarray]:
-    """Mirror left↔right; ``l_eye``↔``r_eye``, brows and ears swap ids (webapp.labels.flip_lut)."""
+    """Mirror left↔right; ``l_eye``↔``r_eye``, brows and ears swap ids (face_studio.labels.flip_lut)."""
     return image.transpose(Image.FLIP_LEFT_RIGHT), _FLIP_LUT[labels[:, ::-1]]
 
 

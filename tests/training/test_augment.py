@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from webapp.finetune.augment import AugmentConfig, affine, augment, colour, hflip
-from webapp.finetune.synth import render_face
-from webapp.labels import LABEL2ID
-from webapp.preprocess import colorize
+from face_studio.labels import LABEL2ID
+from face_studio.preprocess import colorize
+from face_studio.training.augment import AugmentConfig, affine, augment, colour, hflip
+from face_studio.training.synth import render_face
 
 
 def test_flip_swaps_left_and_right_labels():

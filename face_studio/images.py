@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from webapp.errors import UserError
+from face_studio.errors import UserError
 
 # Decompression-bomb guard: a 40 MP photo is larger than any camera portrait we expect;
 # 20000×20000 (400 MP) would take 1.2 GB as RGB before the model sees it.

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from webapp.labels import PALETTE
+from face_studio.labels import PALETTE
 
 INPUT_SIZE = 512
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

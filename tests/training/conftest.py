@@ -23,14 +23,14 @@ N_HELDOUT = 48
 
 @pytest.fixture(scope="session")
 def synth_faces(tmp_path_factory) -> Path:
-    from webapp.finetune.synth import write_dataset
+    from face_studio.training.synth import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("synth") / "train", N_FACES, SIZE, TRAIN_SEED, progress=False)
 
 
 @pytest.fixture(scope="session")
 def heldout_faces(tmp_path_factory) -> Path:
-    from webapp.finetune.synth import write_dataset
+    from face_studio.training.synth import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("synth") / "heldout", N_HELDOUT, SIZE, HELDOUT_SEED, progress=False)
 

@@ -3,9 +3,9 @@
     evaluate_path("runs/my-parser", "faces/")           → {"pytorch": scores}
     evaluate_export("static/models/face-parsing", "faces/")  → {"pytorch": …, "fp32": …, "fp16": …, "q8": …}
 
-Every model sees the same pictures through the same Python pre/post-processing (webapp/preprocess.py: resize,
+Every model sees the same pictures through the same Python pre/post-processing (face_studio/preprocess.py: resize,
 ImageNet normalisation; bilinear upsample of the logits to the mask's size, argmax), and is scored at the
-mask's own resolution. Score definitions: webapp/finetune/metrics.py.
+mask's own resolution. Score definitions: face_studio/training/metrics.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export.spec import DTYPE_FILES
-from webapp.errors import UserError
-from webapp.finetune import data as data_io
-from webapp.finetune.metrics import ConfusionMatrix
-from webapp.labels import NAMES, NUM_LABELS
-from webapp.preprocess import INPUT_SIZE, input_size, logits_to_labels, to_pixel_values
+from face_studio.errors import UserError
+from face_studio.labels import NAMES, NUM_LABELS
+from face_studio.onnx_files import DTYPE_FILES
+from face_studio.preprocess import INPUT_SIZE, input_size, logits_to_labels, to_pixel_values
+from face_studio.training import data as data_io
+from face_studio.training.metrics import ConfusionMatrix
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # (N, 3, S, S) pixel values → (N, 19, S/4, S/4) logits
 

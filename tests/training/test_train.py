@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import SegformerForSemanticSegmentation
 
-from tests.finetune.conftest import BATCH, EPOCHS, N_FACES, SIZE, train_args
+from face_studio.training.evaluate import evaluate_export, evaluate_path
+from tests.training.conftest import BATCH, EPOCHS, N_FACES, SIZE, train_args
 from webapp.cli import main
-from webapp.finetune.evaluate import evaluate_export, evaluate_path
 
 pytestmark = pytest.mark.slow
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.errors import UserError
+from face_studio.labels import LABEL2ID, NUM_LABELS, PALETTE
+from face_studio.preprocess import MEAN, STD
+from face_studio.training.evaluate import evaluate_export, evaluate_path, evaluate_predictors
+from face_studio.training.synth import write_dataset
 from webapp.cli import main
-from webapp.errors import UserError
-from webapp.finetune.evaluate import evaluate_export, evaluate_path, evaluate_predictors
-from webapp.finetune.synth import write_dataset
-from webapp.labels import LABEL2ID, NUM_LABELS, PALETTE
-from webapp.preprocess import MEAN, STD
 
 SKIN, NOSE, HAIR = LABEL2ID["skin"], LABEL2ID["nose"], LABEL2ID["hair"]
 

@@ -1,4 +1,4 @@
-"""Procedural stylised portraits with exact 19-class label maps (CelebAMask-HQ ids from :mod:`webapp.labels`).
+"""Procedural stylised portraits with exact 19-class label maps (CelebAMask-HQ ids from :mod:`face_studio.labels`).
 
 Each face is drawn twice from the same polygons: once into the ground-truth label map, once into an
 "appearance" map that also holds details the labels don't name (iris, pupil, teeth, nostrils, glasses frame,
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from webapp.labels import LABEL2ID, NUM_LABELS
+from face_studio.labels import LABEL2ID, NUM_LABELS
 
 L = LABEL2ID  # short alias for the ids below
 

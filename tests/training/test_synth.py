@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from face_studio.labels import LABEL2ID, NUM_LABELS
+from face_studio.training.synth import render_face, render_face_with_spec
 from webapp.cli import main
-from webapp.finetune.synth import render_face, render_face_with_spec
-from webapp.labels import LABEL2ID, NUM_LABELS
 
 SEEDS = range(40)
 # Parts every face has (an occluder never hides one completely).

@@ -1,0 +1,14 @@
+"""The ONNX export's file layout, shared by the exporter, the server's engine and evaluation."""
+
+from __future__ import annotations
+
+# transformers.js v4 file names per dtype (it picks `onnx/model{suffix}.onnx` from `dtype`).
+DTYPE_FILES: dict[str, str] = {
+    "fp32": "onnx/model.onnx",
+    "fp16": "onnx/model_fp16.onnx",
+    "q8": "onnx/model_quantized.onnx",
+}
+DTYPES: tuple[str, ...] = tuple(DTYPE_FILES)
+INPUT_NAME = "pixel_values"
+OUTPUT_NAME = "logits"
+MANIFEST = "manifest.json"
