@@ -11,6 +11,8 @@ from types import ModuleType
 
 import gradio as gr
 
+from webapp.generation.service import GPU_CONCURRENCY_ID
+from webapp.queue_limits import Lane, LaneQueue, install_queue
 from webapp.settings import ServeSettings
 from webapp.views import edit as edit_view
 from webapp.views import generate as generate_view
@@ -19,6 +21,7 @@ from webapp.views import parse as parse_view
 TITLE = "face-studio"
 # Uploads and API outputs in Gradio's cache: swept hourly, kept an hour (generated images live in output_dir).
 DELETE_CACHE = (3600, 3600)
+OTHER_QUEUE = 64  # waiting events allowed per other endpoint (page helpers: read a PNG's parameters, …)
 
 
 def views() -> list[tuple[str, ModuleType]]:
@@ -36,6 +39,17 @@ def build_app(settings: ServeSettings) -> gr.Blocks:
                 with gr.Tab(title, id=title.lower()):
                     module.build(settings)
     return demo
+
+
+def setup_queue(demo: gr.Blocks, settings: ServeSettings) -> LaneQueue:
+    """One waiting limit per lane: GPU jobs (generate, inpaint, restyle, LoRA changes) and server parses each
+    have their own, so a full GPU queue never refuses a parse; any other event may have 64 waiting."""
+    lanes = {
+        GPU_CONCURRENCY_ID: Lane("GPU", settings.max_queue, "try again in a minute"),
+        parse_view.PARSE_CONCURRENCY_ID: Lane("parse", settings.parse_queue,
+                                              "try again in a few seconds, or parse in the browser"),
+    }
+    return install_queue(demo, lanes, other=Lane("request", OTHER_QUEUE))
 
 
 def launch_assets(settings: ServeSettings) -> dict:

@@ -27,7 +27,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webapp.app import build_app, launch_assets
+from webapp.app import build_app, launch_assets, setup_queue
 from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
 from webapp.settings import STATIC_DIR, ServeSettings
 
@@ -128,7 +128,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _launch(settings: ServeSettings, *, block: bool):
     demo = build_app(settings)
-    demo.queue(max_size=settings.max_queue)
+    setup_queue(demo, settings)
     port = settings.port or free_port(settings.host)
     _, local_url, share_url = demo.launch(
         server_name=settings.host,

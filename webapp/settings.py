@@ -30,5 +30,9 @@ class ServeSettings:
     loras: list[tuple[str, float]] = field(default_factory=list)
     # Queue: one generation at a time per GPU, at most this many waiting.
     max_queue: int = 16
+    # Server parses (CPU, ONNX Runtime): this many at once, at most parse_queue waiting; a lane of their own,
+    # so a full GPU queue never refuses a parse.
+    parse_workers: int = 2
+    parse_queue: int = 64
     # Where generated images are kept for the session gallery.
     output_dir: Path = REPO_ROOT / "outputs"

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", type=auth_pair, metavar="USER:PASS", help="require this login")
     parser.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR",
                         help=f"face-parser export folder made by `face-studio export` (default {DEFAULT_PARSER_DIR})")
+    parser.add_argument("--parse-workers", type=positive_int, default=defaults.parse_workers, metavar="N",
+                        help=f"server parses run at once, on the CPU (default {defaults.parse_workers})")
+    parser.add_argument("--parse-queue", type=positive_int, default=defaults.parse_queue, metavar="N",
+                        help=f"server parses allowed to wait; separate from the GPU queue "
+                        f"(default {defaults.parse_queue})")
     generation = parser.add_argument_group("generation (Generate and Edit views)")
     generation.add_argument("--sd-model", default=DEFAULT_SD_MODEL,
                             help=f"diffusers SD3.5 hub id or local folder (default {DEFAULT_SD_MODEL})")
@@ -60,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generation.add_argument("--lora", type=lora_spec, action="append", default=[],
                             metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE", help="LoRA to load at start (repeatable)")
     generation.add_argument("--max-queue", type=positive_int, default=defaults.max_queue,
-                            help=f"requests allowed to wait in the queue (default {defaults.max_queue})")
+                            help=f"GPU jobs (generate, inpaint, restyle) allowed to wait "
+                            f"(default {defaults.max_queue})")
     generation.add_argument("--output-dir", type=Path, default=defaults.output_dir,
                             help=f"where generated images are kept (default {defaults.output_dir})")
 
@@ -70,6 +76,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         host=args.host, port=args.port, share=args.share, auth=args.auth, parser_dir=args.parser,
         sd_model=args.sd_model, device=args.device, memory_mode=args.memory_mode, loras=list(args.lora),
         max_queue=args.max_queue, output_dir=args.output_dir,
+        parse_workers=args.parse_workers, parse_queue=args.parse_queue,
     )
 
 

@@ -33,6 +33,7 @@ CSS_URL = f"{ASSETS_PATH}/css/parse.css"
 HEAD = f'<link rel="stylesheet" href="{CSS_URL}">'
 MOUNT_JS = f"import('{ASSETS_PATH}/js/parse-view.js').then((m) => m.mount(element));"
 OVERLAY_OPACITY = 0.5
+PARSE_CONCURRENCY_ID = "parse"  # a queue lane of its own (webapp.app.setup_queue): never behind GPU jobs
 
 
 def page_config(settings: ServeSettings) -> dict:
@@ -108,5 +109,7 @@ def build(settings: ServeSettings) -> None:
         inputs=[parse_file, parse_dtype],
         outputs=[parse_label_map, parse_overlay, parse_summary],
         api_name="parse",
+        concurrency_id=PARSE_CONCURRENCY_ID,
+        concurrency_limit=settings.parse_workers,
         api_description="Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary.",
     )
