@@ -6,6 +6,7 @@ FastAPI app from ``app_kwargs``, into which we put
 * :class:`IsolationHeaders`, a plain ASGI middleware adding COOP ``same-origin`` + COEP ``require-corp``
   (+ CORP ``same-origin``) to every response, so ``crossOriginIsolated`` is true and ONNX Runtime Web can
   use threads;
+* :class:`webapp.login_limit.LoginRateLimit`, a back-off for wrong logins on Gradio's ``/login`` (``--auth``);
 * two mounts served by :class:`StaticFolder` (explicit MIME types, a real 404 for a missing file, which
   transformers.js needs to tell "absent" from "error"): ``/studio/`` → ``static/`` (our ES modules,
   vendored transformers.js and ORT wasm, labels) and ``/parser/<model id>/`` → the export folder.
@@ -28,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.app import build_app, launch_assets, setup_queue
+from webapp.login_limit import LoginBackoff, LoginRateLimit
 from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
 from webapp.settings import STATIC_DIR, ServeSettings
 
@@ -107,10 +109,11 @@ class StaticFolder(StaticFiles):
 
 
 def app_kwargs(settings: ServeSettings) -> dict:
-    """FastAPI keyword arguments for Gradio's app: the isolation middleware and our two static mounts."""
+    """FastAPI keyword arguments for Gradio's app: the isolation middleware, the wrong-login back-off and our
+    two static mounts."""
     model_id = parser_model_id(Path(settings.parser_dir))
     return {
-        "middleware": [Middleware(IsolationHeaders)],
+        "middleware": [Middleware(IsolationHeaders), Middleware(LoginRateLimit, backoff=LoginBackoff())],
         "routes": [
             Mount(ASSETS_PATH, app=RequireLogin(StaticFolder(directory=STATIC_DIR)), name="assets"),
             Mount(f"{PARSER_PATH}/{model_id}",
