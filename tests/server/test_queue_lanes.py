@@ -31,6 +31,12 @@ CALLS_EACH = 3
 GENERATE = ("a portrait photo", "", "Custom", 2, 4.5, 64, 64, 7, 1, 77)
 
 
+def generate_args(i: int) -> tuple:
+    """Job i's own request: its own seed and size, so a result handed to the wrong job shows."""
+    width, height = ((64, 64), (96, 64), (64, 96))[i % 3]
+    return (*GENERATE[:5], width, height, 100 + i, *GENERATE[8:])
+
+
 def wait_for(condition, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -71,8 +77,8 @@ def fill_gpu_queue(server) -> tuple[list, object]:
     lock = get_service(server.settings).owner.lock
     lock.acquire()
     jobs = []
-    for _ in range(GPU_LIMIT + 1):
-        jobs.append(Client(server.url, verbose=False).submit(*GENERATE, api_name="/generate"))
+    for i in range(GPU_LIMIT + 1):
+        jobs.append(Client(server.url, verbose=False).submit(*generate_args(i), api_name="/generate"))
     wait_for(lambda: gpu_waiting(server) == GPU_LIMIT, f"{GPU_LIMIT} generates waiting")
     return jobs, lock
 
@@ -117,9 +123,14 @@ def test_parse_is_answered_while_the_gpu_queue_is_full(server, parser_dir, image
         assert all(not job.done() for job in jobs)
     finally:
         lock.release()
-    for job in jobs:
-        result_images, _, _ = job.result(timeout=120)
-        assert Image.open(result_images[0]["image"]).size == (64, 64)
+    # Every queued generate then ran, and each got its own image: the one a lone request makes.
+    client = Client(server.url, verbose=False)
+    for i, job in enumerate(jobs):
+        result_images, seed_used, _ = job.result(timeout=120)
+        alone, _, _ = client.predict(*generate_args(i), api_name="/generate")
+        assert seed_used == 100 + i
+        assert np.array_equal(np.asarray(Image.open(result_images[0]["image"])),
+                              np.asarray(Image.open(alone[0]["image"]))), f"generate {i}: not its own image"
     print(f"{PARSE_CLIENTS * CALLS_EACH} parses in {parse_s:.1f} s with the GPU queue full")
 
 
