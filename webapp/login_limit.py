@@ -23,6 +23,9 @@ FREE_FAILURES = 5
 BASE_S = 1.0
 CAP_S = 300.0
 MAX_CLIENTS = 10_000  # addresses remembered; the oldest are forgotten first
+# Shown on Gradio's login page, whose form says only "Incorrect Credentials" for any refusal (429 included).
+LOGIN_MESSAGE = (f"After {FREE_FAILURES} wrong logins from one address, each further try must wait longer "
+                 f"(1 s, doubling up to {int(CAP_S // 60)} min).")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.app import build_app, launch_assets, setup_queue
-from webapp.login_limit import LoginBackoff, LoginRateLimit
+from webapp.login_limit import LOGIN_MESSAGE, LoginBackoff, LoginRateLimit
 from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
 from webapp.settings import STATIC_DIR, ServeSettings
 
@@ -138,6 +138,7 @@ def _launch(settings: ServeSettings, *, block: bool):
         server_port=port,
         share=settings.share,
         auth=settings.auth,
+        auth_message=LOGIN_MESSAGE if settings.auth else None,
         app_kwargs=app_kwargs(settings),
         prevent_thread_lock=not block,
         show_error=True,

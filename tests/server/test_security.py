@@ -16,7 +16,7 @@ from starlette.routing import Mount
 
 from tests.server.bad_inputs import BAD_INPUTS, FILE_ROUTE, LOGIN, MOUNTS, QUEUE, UPLOAD, by_surface, expect
 from tests.server.conftest import SECRET, start_server
-from webapp.login_limit import LoginBackoff
+from webapp.login_limit import LOGIN_MESSAGE, LoginBackoff
 from webapp.routes import parser_model_id
 from webapp.settings import REPO_ROOT
 
@@ -123,6 +123,7 @@ def test_auth_covers_every_route(auth_server, parser_dir) -> None:
             page = client.get(path).text
             assert "fs-parse" not in page and parser_model_id(parser_dir) not in page, path
         assert client.get("/gradio_api/token").json() == {"token": None, "user": None}
+        assert LOGIN_MESSAGE in client.get("/").text  # the login page tells people about the back-off
 
 
 def login(client: httpx.Client, password: str, **headers) -> httpx.Response:
