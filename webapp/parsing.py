@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from face_studio.errors import UserError
 from face_studio.labels import LABELS
 from face_studio.onnx_files import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
 from face_studio.preprocess import input_size, logits_to_labels, to_pixel_values
+
+log = logging.getLogger(__name__)
 
 # q8 is dynamically quantized: activation scales are computed over the whole input tensor, so a batch
 # would change each image's result. Those dtypes run one image per model call.
@@ -58,12 +61,34 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
-def execution_providers() -> list[str]:
-    """CUDA when this ONNX Runtime build has it, always CPU as the fallback."""
+PROVIDERS: dict[str, str] = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+PROVIDER_CHOICES: tuple[str, ...] = ("auto", *PROVIDERS)
+CUDA_EP_HINT = ("install onnxruntime-gpu in place of onnxruntime (pip uninstall onnxruntime && pip install "
+                "onnxruntime-gpu) on a machine with an NVIDIA GPU")
+
+
+def select_providers(requested: str = "auto") -> tuple[list[str], str | None]:
+    """ONNX Runtime execution providers for ``requested`` (auto, cuda, cpu), and a note when CUDA was asked
+    for but cannot be used (then it falls back to CPU). auto: CUDA when this build has it and a GPU is
+    visible, else CPU. CPU is always last, as the fallback."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if requested not in PROVIDER_CHOICES:
+        raise UserError(f"unknown parse provider {requested!r}: choose one of {', '.join(PROVIDER_CHOICES)}.")
+    cpu = [PROVIDERS["cpu"]]
+    if requested == "cpu":
+        return cpu, None
+    if PROVIDERS["cuda"] in ort.get_available_providers():
+        return [PROVIDERS["cuda"], *cpu], None
+    if requested == "cuda":
+        return cpu, (f"CUDA was asked for the server parse, but this ONNX Runtime ({ort.__version__}) has no "
+                     f"CUDAExecutionProvider: parsing on the CPU. For the GPU, {CUDA_EP_HINT}.")
+    return cpu, None
+
+
+def execution_providers(requested: str = "auto") -> list[str]:
+    """The providers :func:`select_providers` picks (CUDA when this ONNX Runtime build has it, always CPU)."""
+    return select_providers(requested)[0]
 
 
 @dataclass
@@ -77,8 +102,10 @@ class ParseResult:
 class FaceParser:
     """Owner of one ONNX Runtime session over ``<export_dir>/onnx/model*.onnx`` for ``dtype``, loaded on first use."""
 
-    def __init__(self, export_dir: str | Path, dtype: str = DEFAULT_DTYPE) -> None:
+    def __init__(self, export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str = "auto") -> None:
         self.export_dir = Path(export_dir)
+        self.requested_provider = provider
+        self.provider_note: str | None = None  # set at load when CUDA was asked for and is not there
         self.dtype = check_dtype(dtype)
         self.model_path = self.export_dir / DTYPE_FILES[dtype]
         self.input_size = input_size(self.export_dir)  # the export's preprocessor_config (512 by default)
@@ -109,9 +136,12 @@ class FaceParser:
             have = ", ".join(available_dtypes(self.export_dir)) or "none"
             raise ParserNotReady(f"{self.export_dir} has no {self.dtype} model ({self.model_path.name}); "
                                  f"dtypes present: {have}. Re-run `{EXPORT_HINT.format(dir=self.export_dir)}`.")
+        providers, self.provider_note = select_providers(self.requested_provider)
+        if self.provider_note:
+            log.warning("%s", self.provider_note)
         start = time.perf_counter()
         try:
-            session = ort.InferenceSession(str(self.model_path), providers=execution_providers())
+            session = ort.InferenceSession(str(self.model_path), providers=providers)
         except Exception as err:  # onnxruntime raises its own exception types for corrupt files
             raise ParserNotReady(f"could not load {self.model_path}: {err}. Re-run "
                                  f"`{EXPORT_HINT.format(dir=self.export_dir)}`.") from None
@@ -152,16 +182,16 @@ class FaceParser:
         return self.parse_batch([image])[0].labels
 
 
-_PARSERS: dict[tuple[Path, str], FaceParser] = {}
+_PARSERS: dict[tuple[Path, str, str], FaceParser] = {}
 _PARSERS_LOCK = threading.Lock()
 
 
-def get_parser(export_dir: str | Path, dtype: str = DEFAULT_DTYPE) -> FaceParser:
-    """The shared :class:`FaceParser` for ``(export_dir, dtype)``: one session per process."""
-    key = (Path(export_dir).resolve(), check_dtype(dtype))
+def get_parser(export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str = "auto") -> FaceParser:
+    """The shared :class:`FaceParser` for ``(export_dir, dtype, provider)``: one session per process."""
+    key = (Path(export_dir).resolve(), check_dtype(dtype), provider)
     with _PARSERS_LOCK:
         if key not in _PARSERS:
-            _PARSERS[key] = FaceParser(key[0], dtype)
+            _PARSERS[key] = FaceParser(key[0], dtype, provider)
         return _PARSERS[key]
 
 

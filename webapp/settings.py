@@ -28,6 +28,18 @@ class ServeSettings:
     memory_mode: str = "auto"
     # LoRA files or hub ids to load at start, with scales.
     loras: list[tuple[str, float]] = field(default_factory=list)
+    # Speed mode of the served pipeline: auto, eager, compile, fp8 (webapp.generation.speed).
+    speed: str = "auto"
+    # Batched queue: at most this many concurrent generate requests share one pipeline call (1 = off).
+    max_batch: int = 4
+    # Server parse: ONNX Runtime provider (auto = CUDA when onnxruntime-gpu and a GPU are there, else CPU).
+    parse_provider: str = "auto"
+    # Ray Serve scale-out (webapp.serving): None = single box; "auto" = a local Ray instance; else a cluster
+    # address. Generation replicas (one GPU each), or autoscaling bounds when min/max are set.
+    ray: str | None = None
+    replicas: int = 1
+    min_replicas: int | None = None
+    max_replicas: int | None = None
     # Queue: one generation at a time per GPU, at most this many waiting.
     max_queue: int = 16
     # Server parses (CPU, ONNX Runtime): this many at once, at most parse_queue waiting; a lane of their own,

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from webapp.generation.presets import MEMORY_MODE_NAMES
+from webapp.generation.speed import SPEED_MODES
+from webapp.parsing import PROVIDER_CHOICES
 from webapp.settings import DEFAULT_PARSER_DIR, DEFAULT_PARSER_SOURCE, DEFAULT_SD_MODEL, ServeSettings
 
 HELP = "Start the web app: face parsing in the browser (server fallback), SD3.5 generation and editing."
@@ -67,6 +69,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generation.add_argument("--max-queue", type=positive_int, default=defaults.max_queue,
                             help=f"GPU jobs (generate, inpaint, restyle) allowed to wait "
                             f"(default {defaults.max_queue})")
+    generation.add_argument("--speed", default=defaults.speed, choices=SPEED_MODES,
+                            help="served pipeline speed: eager, compile (regional torch.compile, first request "
+                                 "compiles), fp8 (torchao float8 + compile; CUDA cc ≥ 8.9); default auto: compile "
+                                 "on CUDA, eager on CPU")
+    generation.add_argument("--max-batch", type=positive_int, default=defaults.max_batch,
+                            help=f"concurrent generate requests with the same size/steps/preset run as one batch, "
+                                 f"up to this many (default {defaults.max_batch}; 1 = off)")
+    parser.add_argument("--parse-provider", default=defaults.parse_provider, choices=PROVIDER_CHOICES,
+                        help="ONNX Runtime provider for the server parse (default auto: CUDA when onnxruntime-gpu "
+                             "and a GPU are there, else CPU)")
+    scale = parser.add_argument_group("scale-out on Ray Serve (pip install 'face-studio[ray]'; docs/serving.md)")
+    scale.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                       help="run generation and server parse as Ray Serve deployments: auto starts a local Ray "
+                            "instance, ADDRESS (host:port or ray://host:port) joins a running cluster")
+    scale.add_argument("--replicas", type=positive_int, default=defaults.replicas,
+                       help="generation replicas, one GPU each (default 1)")
+    scale.add_argument("--min-replicas", type=positive_int, default=None,
+                       help="autoscale between --min-replicas and --max-replicas instead of a fixed count")
+    scale.add_argument("--max-replicas", type=positive_int, default=None, help="autoscaling upper bound")
     generation.add_argument("--output-dir", type=Path, default=defaults.output_dir,
                             help=f"where generated images are kept (default {defaults.output_dir})")
 
@@ -76,7 +97,9 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
         host=args.host, port=args.port, share=args.share, auth=args.auth, parser_dir=args.parser,
         sd_model=args.sd_model, device=args.device, memory_mode=args.memory_mode, loras=list(args.lora),
         max_queue=args.max_queue, output_dir=args.output_dir,
-        parse_workers=args.parse_workers, parse_queue=args.parse_queue,
+        parse_workers=args.parse_workers, parse_queue=args.parse_queue, speed=args.speed, max_batch=args.max_batch,
+        parse_provider=args.parse_provider, ray=args.ray, replicas=args.replicas, min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
     )
 
 
@@ -119,5 +142,11 @@ def run(args: argparse.Namespace) -> int:
     if message:
         print(f"note: {message}", file=sys.stderr)
         _offer_export(Path(settings.parser_dir))
+    if not settings.ray:  # with --ray each replica resolves its own speed mode (its status line says which)
+        from webapp.generation.service import get_service
+
+        note = get_service(settings).owner.speed_plan.note
+        if note:
+            print(f"note: {note}", file=sys.stderr)  # e.g. --speed fp8 without an fp8 GPU → eager
     serve(settings)
     return 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from face_studio.errors import UserError
 from webapp.generation import presets as P
+from webapp.generation.speed import SpeedPlan, SpeedState, apply_speed, resolve_speed
 
 if TYPE_CHECKING:
     import torch
@@ -128,7 +129,7 @@ class PipelineOwner:
     """
 
     def __init__(self, source: str, *, device: str | None = None, memory_mode: str = "auto",
-                 preset: str = "Custom", loras: list[tuple[str, float]] | None = None) -> None:
+                 preset: str = "Custom", loras: list[tuple[str, float]] | None = None, speed: str = "eager") -> None:
         self.source = str(source)
         self.preset = preset
         self.device, self.unavailable = resolve_device(device)
@@ -139,6 +140,8 @@ class PipelineOwner:
         if self.device == "cpu" and memory_mode == "offload" and self.unavailable is None:
             self.unavailable = "memory mode 'offload' moves models to a GPU and needs one: use full or no-t5 on CPU."
         self.startup_loras = list(loras or [])
+        self.requested_speed = speed
+        self.speed: SpeedState | None = None  # set when the pipeline loads (webapp.generation.speed)
         self.lock = threading.RLock()
         self._pipe: StableDiffusion3Pipeline | None = None
         self._loras: dict[str, LoadedLora] = {}
@@ -155,6 +158,11 @@ class PipelineOwner:
         if self.requested_memory_mode != "auto" or self.device is None:
             return self.requested_memory_mode
         return P.pick_memory_mode(self.preset, gpu_memory_gib(self.device))
+
+    @property
+    def speed_plan(self) -> SpeedPlan:
+        """The speed mode that runs (``--speed`` resolved for this device and memory mode)."""
+        return self.speed.plan if self.speed else resolve_speed(self.requested_speed, self.device, self.memory_mode)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -218,6 +226,7 @@ class PipelineOwner:
         except torch.OutOfMemoryError:
             del pipe
             raise self._oom(mode) from None
+        self.speed = apply_speed(pipe, self.speed_plan)  # eager / compile / fp8, once
         pipe.set_progress_bar_config(desc="denoising")  # the per-step bar in the server log
         log.info("loaded %s", source)
         return pipe

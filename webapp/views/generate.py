@@ -17,6 +17,7 @@ from face_studio.errors import UserError
 from webapp.generation import presets as P
 from webapp.generation.params import read_png_parameters
 from webapp.generation.service import GPU_CONCURRENCY_ID, GenerationService, get_service
+from webapp.serving.remote import remote_service as serving_service
 from webapp.settings import ServeSettings
 
 CUSTOM_ASPECT = "custom"
@@ -66,6 +67,9 @@ def make_handlers(service: GenerationService):
         try:
             if not service.owner.loaded and service.unavailable_reason is None:
                 progress(0, desc="loading the model (first use)…")
+            compiling = service.speed_status(width, height)  # --speed compile / fp8: the first run compiles
+            if compiling:
+                progress(0, desc=compiling)
 
             def on_step(done: int, total: int) -> None:
                 progress((done, total), desc=f"denoising step {done}/{total}", unit="steps")
@@ -165,7 +169,7 @@ SEND_TO_EDIT_JS = """async () => {
 
 def build(settings: ServeSettings) -> None:
     """Lay out the Generate tab inside the current Blocks."""
-    service = get_service(settings)
+    service = serving_service(settings) if settings.ray else get_service(settings)  # --ray: replicas on Ray Serve
     # The PNGs are served from where they are saved, wherever --output-dir points (not only cwd / temp).
     gr.set_static_paths([service.output_dir])
     h = make_handlers(service)
@@ -231,8 +235,9 @@ def build(settings: ServeSettings) -> None:
         outputs=[images, seed_used, parameters],
         api_name="generate",
         show_progress_on=images,  # one bar (steps, queue position) over the images
-        concurrency_limit=1,
-        concurrency_id=GPU_CONCURRENCY_ID,
+        # one job per GPU; with the batched queue (or Ray replicas) as many as can run or share a batch at once
+        concurrency_limit=service.generate_concurrency[1],
+        concurrency_id=service.generate_concurrency[0],
     )
     gen_event.success(h.add_to_session, inputs=[images, session], outputs=[session_gallery, session],
                       api_visibility="private")

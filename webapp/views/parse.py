@@ -27,6 +27,7 @@ from webapp.parsing import (
     missing_export_message,
 )
 from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
+from webapp.serving.remote import remote_parser
 from webapp.settings import ServeSettings
 
 CSS_URL = f"{ASSETS_PATH}/css/parse.css"
@@ -61,7 +62,8 @@ def parse_run(file: str | None, dtype: str, settings: ServeSettings):
     try:
         # 1. Check inputs: a real, not-too-large image and a known dtype.
         image = load_image(file, what="image")
-        parser = get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE)
+        parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
+                  else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider))
         # 2. Run the shared ONNX Runtime session (loaded on first use).
         load_start = time.perf_counter()
         providers = parser.providers

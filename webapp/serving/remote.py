@@ -1,0 +1,222 @@
+"""The Gradio front end's side of Ray Serve: the same methods the Generate and Parse views call on the
+single-box service and parser, answered by the replicas through a deployment handle.
+
+Requests are validated here (the user's error comes back at once), sent with their seed fixed, and their
+PNGs written to the front end's ``--output-dir``. A request whose replica dies (killed, node lost) is sent
+again, up to :data:`RETRIES` times: Serve routes it to a live replica and restarts the dead one.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from face_studio.atomic import atomic_write
+from face_studio.errors import UserError
+from webapp.generation.params import GenerationRequest, ImageParameters, validate
+from webapp.generation.service import GeneratedImage, GenerationCancelled, GenerationResult
+from webapp.parsing import ParseResult
+from webapp.serving import cluster
+from webapp.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3  # sends of one request to another replica after its replica died
+CONCURRENCY_ID = "ray"
+STATUS_TIMEOUT_S = 60.0
+ProgressFn = Callable[[int, int], None]
+
+
+def _replica_lost(err: BaseException) -> bool:
+    """A failure of the replica (process gone, actor dead or unreachable), not of the request."""
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    return isinstance(err, (RayActorError, ActorDiedError, ActorUnavailableError))
+
+
+class _Owner:
+    """The bit of :class:`PipelineOwner` the Generate view reads: replicas load their pipeline at start."""
+
+    loaded = True
+
+
+class RemoteGenerationService:
+    """Generation on Ray Serve replicas, with the interface of :class:`GenerationService` that the views use."""
+
+    def __init__(self, settings: ServeSettings, deployment: cluster.Deployment) -> None:
+        self.settings = settings
+        self.deployment = deployment
+        self.handle = deployment.handle
+        self.output_dir = Path(settings.output_dir)
+        self.default_preset = "Custom"
+        self.owner = _Owner()
+        self.retries = 0  # requests re-sent after a replica was lost (for tests and the log)
+        self._counter = itertools.count(1)
+        self._cancel: dict[str, threading.Event] = {}
+        self._status = self.handle.status.remote().result(timeout_s=STATUS_TIMEOUT_S)
+        from webapp.generation import presets as P
+
+        self.default_preset = P.preset_for_model(settings.sd_model)
+
+    # ---------------------------------------------------------------------------------------- status
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._status["unavailable"]
+
+    @property
+    def speed_note(self) -> str | None:
+        return self._status["speed_note"]
+
+    def status_markdown(self) -> str:
+        low, high = cluster.replica_bounds(self.settings)
+        count = str(low) if low == high else f"{low}–{high} (autoscaling)"
+        gpus = "1 GPU each" if self.deployment.gpus_per_replica else "CPU"
+        return f"{self._status['status']} · **Ray Serve** {count} replica(s), {gpus}"
+
+    @property
+    def generate_concurrency(self) -> tuple[str, int]:
+        """Every replica busy with a full batch: the front end's queue no longer serialises across replicas."""
+        return CONCURRENCY_ID, self.deployment.replicas * max(1, self.settings.max_batch)
+
+    def speed_status(self, width: Any, height: Any) -> str | None:
+        return None  # each replica compiles on its own first request; its progress stream says so
+
+    # ------------------------------------------------------------------------------------ generation
+
+    def begin_job(self, key: str) -> threading.Event:
+        event = threading.Event()
+        self._cancel[key] = event
+        return event
+
+    def cancel(self, key: str) -> bool:
+        event = self._cancel.get(key)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def end_job(self, key: str, event: threading.Event) -> None:
+        if self._cancel.get(key) is event:
+            del self._cancel[key]
+
+    def generate_from_inputs(self, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                             **inputs: Any) -> GenerationResult:
+        if self.unavailable_reason:
+            raise UserError(self.unavailable_reason)
+        return self.generate(validate(**inputs), progress=progress, cancel=cancel)
+
+    def generate(self, request: GenerationRequest, *, progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        """Send ``request`` to a replica (again to another if it dies), stream its progress, keep its PNGs."""
+        request = request.with_seed()  # fixed here, so a retry on another replica makes the same images
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._send(request, progress, cancel)
+            except Exception as err:
+                if not _replica_lost(err) or attempt == RETRIES:
+                    raise
+                self.retries += 1
+                log.warning("replica lost during a request (%s); sending it again (%d of %d)",
+                            type(err).__name__, attempt + 1, RETRIES)
+        raise AssertionError("unreachable")
+
+    def _send(self, request: GenerationRequest, progress: ProgressFn | None,
+              cancel: threading.Event | None) -> GenerationResult:
+        stream = self.handle.options(stream=True).generate.remote(asdict(request))
+        for item in stream:
+            if cancel is not None and cancel.is_set():
+                stream.cancel()
+                raise GenerationCancelled("cancelled.")
+            kind = item["type"]
+            if kind == "step":
+                if progress is not None:
+                    progress(item["done"], item["total"])
+            elif kind == "error":
+                raise (GenerationCancelled if item["kind"] == "GenerationCancelled" else UserError)(item["message"])
+            elif kind == "failed":
+                raise RuntimeError(f"the replica failed: {item['message']}")
+            else:
+                return self._keep(request, item)
+        raise RuntimeError("the replica closed the stream without a result")
+
+    def _keep(self, request: GenerationRequest, reply: dict[str, Any]) -> GenerationResult:
+        images = []
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for image in reply["images"]:
+            params = ImageParameters(**image["parameters"])
+            path = self.output_dir / f"{stamp}-r{next(self._counter):04d}-{image['seed']}.png"
+            atomic_write(path, image["png"])
+            images.append(GeneratedImage(path=path, seed=image["seed"], parameters=params))
+        return GenerationResult(images=images, request=request, seconds=reply["seconds"])
+
+    # ------------------------------------------------------------------------------------------ LoRA
+
+    @property
+    def loras(self) -> list:
+        return []
+
+    def load_lora(self, spec: str, scale: float = 1.0):
+        raise UserError("with --ray, LoRAs are loaded on every replica at start: restart with --lora PATH=SCALE.")
+
+    def unload_lora(self, name: str | None = None):
+        raise UserError("with --ray, LoRAs are set at start (--lora): restart without the LoRA to unload it.")
+
+
+class RemoteParser:
+    """The server parse on a replica (its GPU's CUDA EP when it has one), with :class:`FaceParser`'s face."""
+
+    def __init__(self, handle: Any, dtype: str, provider: str = "auto") -> None:
+        self.handle = handle
+        self.dtype = dtype
+        self.provider = provider
+        self.providers: list[str] = []
+
+    def parse_batch(self, images: list) -> list[ParseResult]:
+        results = []
+        for image in images:
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            for attempt in range(RETRIES + 1):
+                try:
+                    reply = self.handle.parse.remote(buffer.getvalue(), self.dtype, self.provider).result()
+                    break
+                except Exception as err:
+                    if not _replica_lost(err) or attempt == RETRIES:
+                        raise
+            if "error" in reply:
+                raise UserError(reply["error"])
+            self.providers[:] = reply["providers"]  # in place: the view holds this list
+            results.append(ParseResult(np.asarray(reply["labels"]), reply["timings"]))
+        return results
+
+    def parse(self, image) -> np.ndarray:
+        return self.parse_batch([image])[0].labels
+
+
+# ------------------------------------------------------------------------------------------- registry
+
+_SERVICES: dict[int, RemoteGenerationService] = {}
+_LOCK = threading.Lock()
+
+
+def remote_service(settings: ServeSettings) -> RemoteGenerationService:
+    """The front end's service for ``settings`` (with ``settings.ray`` set): starts / joins Ray and deploys
+    the replicas on first use, once per process."""
+    with _LOCK:
+        if id(settings) not in _SERVICES:
+            _SERVICES[id(settings)] = RemoteGenerationService(settings, cluster.start(settings))
+        return _SERVICES[id(settings)]
+
+
+def remote_parser(settings: ServeSettings, dtype: str) -> RemoteParser:
+    return RemoteParser(remote_service(settings).handle, dtype, settings.parse_provider)
