@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from face_studio.errors import UserError
@@ -122,6 +123,18 @@ def deployment_options(settings: ServeSettings, gpus_per_replica: float, low: in
     return options
 
 
+def _runtime_env() -> dict[str, Any]:
+    """Run from a source checkout (not pip-installed): the replicas need the checkout on their path too.
+    Joined machines need face-studio installed (docs/serving.md)."""
+    import os
+
+    import webapp
+
+    root = str(Path(webapp.__file__).resolve().parent.parent)
+    paths = [root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+
+
 def start(settings: ServeSettings) -> Deployment:
     """Start (``--ray auto``) or join (``--ray ADDRESS``) Ray and deploy the replicas; blocks until every
     replica has loaded its pipeline."""
@@ -133,7 +146,8 @@ def start(settings: ServeSettings) -> Deployment:
     if not ray.is_initialized():
         try:
             ray.init(address=None if address == "auto" else address, namespace=NAMESPACE,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+                     include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env=_runtime_env())
         except ConnectionError as err:
             raise UserError(f"could not join the Ray cluster at {address}: {err}") from None
     gpus_per_replica = 1.0 if wants_gpu(ray, settings) else 0.0
