@@ -12,10 +12,17 @@ latents, 77 CLIP + 256 T5 text tokens, batch 2 (classifier-free guidance). Repor
 - FLOP per step counted with ``torch.utils.flop_counter`` and the fraction of the FLOP floor reached
   (floor = counted FLOP ÷ the bf16 matmul rate measured on this card; 1.0 would be a perfect machine).
 
-Run:  python bench/generation.py                      # GPU: Large + Medium, eager + compile (< 8 min, H100)
+Beside those transformer-only rows, one **end-to-end served** row per speed mode (eager, compile, fp8): the
+server's own ``GenerationService`` with ``--speed MODE`` (text encoders + transformer + VAE decode + PNG), one
+image at the resolution and step count above, timed after a first call that loads and compiles. The speed
+modes are the server's code (``webapp.generation.speed``: regional compile, torchao float8), imported here.
+
+Run:  python bench/generation.py --served-model DIR   # GPU: Large + Medium, eager/compile/fp8, + served rows
+                                                      #      (DIR: an SD3.5 diffusers folder, e.g. Large)
       python bench/generation.py --models medium --no-compile
-      python bench/generation.py --tiny                # CPU: a tiny config, seconds (kept alive by CI)
-Without CUDA it runs the tiny config on CPU automatically.
+      python bench/generation.py --tiny                # CPU: a tiny config + the tiny pipeline (kept alive by CI)
+Without CUDA it runs the tiny config on CPU automatically. fp8 needs CUDA compute capability ≥ 8.9: elsewhere
+its rows say so and are skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: python bench/generation.py
+
+from webapp.generation.speed import compile_regions, fp8_unavailable_reason, quantize_fp8  # noqa: E402 - the server's code
 
 # Transformer configs as published with the checkpoints (transformer/config.json).
 CONFIGS: dict[str, dict] = {
@@ -76,48 +87,6 @@ class Result:
     compile_s: float | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-class Fp8Linear(torch.nn.Module):
-    """A ``nn.Linear`` whose weight is stored in float8 e4m3 (one scale per tensor) and whose input is cast
-    to float8 per call (dynamic per-tensor scale): one ``torch._scaled_mm`` with bf16 output."""
-
-    E4M3_MAX = 448.0  # largest finite float8_e4m3fn
-
-    def __init__(self, linear: torch.nn.Linear):
-        super().__init__()
-        w = linear.weight.detach()
-        scale = (w.abs().amax().float() / self.E4M3_MAX).clamp(min=1e-12)
-        # column-major (in, out) view of a row-major (out, in) tensor: the layout _scaled_mm wants for mat2
-        self.register_buffer("weight_t", (w.float() / scale).to(torch.float8_e4m3fn).t())
-        self.register_buffer("w_scale", scale)
-        self.bias = linear.bias
-        self.out_features = linear.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1])
-        x_scale = (x2.abs().amax().float() / self.E4M3_MAX).clamp(min=1e-12)
-        xq = (x2.float() / x_scale).to(torch.float8_e4m3fn)
-        y = torch._scaled_mm(xq, self.weight_t, scale_a=x_scale, scale_b=self.w_scale, bias=self.bias,
-                             out_dtype=x.dtype)
-        return y.reshape(*shape[:-1], self.out_features)
-
-
-def to_fp8(model) -> int:
-    """Swap the token-wise linears (attention and MLP) of every transformer block for :class:`Fp8Linear`;
-    the adaLN linears see one pooled vector per image and stay bf16. Returns how many were swapped."""
-    swapped = 0
-    for block in model.transformer_blocks:
-        for parent_name, parent in block.named_modules():
-            if not parent_name.startswith(("attn", "ff")):
-                continue
-            for child_name, child in list(parent.named_children()):
-                if (isinstance(child, torch.nn.Linear) and child.in_features % 16 == 0
-                        and child.out_features % 16 == 0):
-                    setattr(parent, child_name, Fp8Linear(child))
-                    swapped += 1
-    return swapped
 
 
 def build_meta(name: str, dtype: torch.dtype):
@@ -211,22 +180,93 @@ def denoise(model, inputs: dict, steps: int, guidance: float = 3.5) -> torch.Ten
     return latents
 
 
+@dataclass
+class ServedResult:
+    """One end-to-end served row: ``GenerationService`` with ``--speed mode``, one image."""
+
+    mode: str
+    resolution: int
+    steps: int
+    load_s: float | None = None
+    first_call_s: float | None = None  # includes the one-time compile in compile / fp8
+    s_per_image: float | None = None
+    peak_gib: float | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+SERVED_MODES = ("eager", "compile", "fp8")
+SERVED_REPEATS = 2  # timed calls after the first; the mean is reported
+
+
+def tiny_pipeline_folder(root: Path) -> Path:
+    """The test suite's tiny SD3 pipeline (random weights, local tokenizers), saved under ``root``."""
+    from tests.generation.tiny_sd3 import build_tiny_sd3
+
+    return build_tiny_sd3(root / "tiny-sd3")
+
+
+def run_served(folder: Path, device: torch.device, mode: str, resolution: int, steps: int, log) -> ServedResult:
+    """Time the server's generation path end to end in one speed mode (a fresh load, so modes don't mix)."""
+    import tempfile
+
+    from webapp.generation.params import validate
+    from webapp.generation.service import GenerationService
+    from webapp.settings import ServeSettings
+
+    r = ServedResult(mode=mode, resolution=resolution, steps=steps)
+    with tempfile.TemporaryDirectory(prefix="bench-served-") as out:
+        settings = ServeSettings(sd_model=str(folder), device=device.type, memory_mode="full", speed=mode,
+                                 max_batch=1, output_dir=Path(out))
+        service = GenerationService(settings)
+        plan = service.owner.speed_plan
+        if plan.mode != mode:
+            r.error = f"skipped: {plan.note}"
+            return r
+        request = validate(prompt="a portrait photo of a woman with red hair, soft light", preset="Custom",
+                           steps=steps, width=resolution, height=resolution, seed=0,
+                           max_sequence_length=256 if device.type == "cuda" else 77)
+        t0 = time.perf_counter()
+        service.owner.get()
+        r.load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        service.generate(request)
+        sync(device)
+        r.first_call_s = time.perf_counter() - t0
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        for _ in range(SERVED_REPEATS):
+            service.generate(request)
+        sync(device)
+        r.s_per_image = (time.perf_counter() - t0) / SERVED_REPEATS
+        if device.type == "cuda":
+            r.peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
+        r.notes.append(service.owner.speed.details or "eager")
+        del service
+    return r
+
+
+class Fp8Unavailable(RuntimeError):
+    """This device cannot run torchao float8: the row is skipped with the reason."""
+
+
 def run_mode(model, name: str, mode: str, inputs: dict, device, steps: int, result: Result,
              log) -> None:
     if mode.startswith("fp8"):
+        reason = fp8_unavailable_reason(str(device))
+        if reason:
+            raise Fp8Unavailable(reason)
         with torch.no_grad():
-            n = to_fp8(model)
-        result.notes.append(f"{n} linears in float8 e4m3 (per-tensor scales)")
-        log(f"  {n} linears swapped to float8")
+            n = quantize_fp8(model)  # torchao, exactly as `serve --speed fp8` does
+        result.notes.append(f"{n} linears in float8 e4m3 (torchao, per-row scales)")
+        log(f"  {n} linears quantized to float8 (torchao)")
     with torch.inference_mode():
         if mode.endswith("compile"):
             # Regional compilation: each JointTransformerBlock compiled (the same code for every layer),
             # which compiles in a fraction of a full-model compile and keeps its speed.
             t0 = time.perf_counter()
-            # one compiled graph per block kind, reused by every layer; room for a few kinds and re-guards
-            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            for block in model.transformer_blocks:
-                block.compile()
+            compile_regions(model)  # the server's regional compile (webapp.generation.speed)
             denoise(model, inputs, 2)
             sync(device)
             result.compile_s = time.perf_counter() - t0
@@ -260,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=360.0,
                         help="start no new mode once this many seconds have passed (default 360)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--served-model", type=Path, default=None, metavar="DIR",
+                        help="SD3 diffusers folder for the end-to-end served rows (GPU; --tiny builds the tiny one)")
+    parser.add_argument("--no-served", action="store_true", help="transformer-only rows, no served rows")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -287,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             log("no CUDA GPU: running the tiny config on CPU (numbers are a smoke test, not a benchmark)")
         models, dtype, resolution, steps = ["tiny"], torch.float32, args.resolution or 64, args.steps or 2
         card = "CPU"
-        modes = ["eager"] if args.no_fp8 else ["eager", "fp8"]
+        modes = ["eager"] if args.no_compile else ["eager", "compile"]
+        if not args.no_fp8:
+            modes.append("fp8")  # refused on CPU with the server's reason (torchao float8 needs CUDA ≥ 8.9)
         for real in ("large", "medium"):  # the real architectures still get built and run, on meta
             n = sum(p.numel() for p in build_meta(real, torch.bfloat16).parameters())
             log(f"{real} (meta device): {n / 1e9:.2f} B parameters, "
@@ -323,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 run_mode(model, name, mode, inputs, device, steps, r, log)
+            except Fp8Unavailable as err:
+                r.error = f"skipped: {err}"
+                log(f"  {mode}: {r.error}")
             except Exception as err:  # a failed mode is reported, and the rest still runs
                 r.error = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
                 log(f"  {mode}: FAILED {r.error}")
@@ -349,17 +397,71 @@ def main(argv: list[str] | None = None) -> int:
         if cuda:
             torch.cuda.empty_cache()
 
+    served = [] if args.no_served else served_rows(args, modes, device, resolution, steps, start, log)
     print_table(results, card, rate)
+    print_served(served, card)
     if args.json:
-        write_json(args.json, card, rate, results)
+        write_json(args.json, card, rate, results, served)
     log("done")
-    return 0 if all(r.error is None or r.error.startswith("skipped") for r in results) else 1
+    return 0 if all(r.error is None or r.error.startswith("skipped") for r in [*results, *served]) else 1
 
 
-def write_json(path: Path, card: str, rate: float, results: list[Result]) -> None:
+def served_rows(args, modes: list[str], device: torch.device, resolution: int, steps: int, start: float,
+                log) -> list[ServedResult]:
+    """One end-to-end served row per speed mode that the transformer rows ran."""
+    import tempfile
+
+    wanted = [m for m in SERVED_MODES if any(x.startswith(m) for x in modes)]
+    folder = args.served_model
+    tmp = None
+    if folder is None and device.type == "cpu":
+        tmp = tempfile.TemporaryDirectory(prefix="bench-tiny-sd3-")
+        folder = tiny_pipeline_folder(Path(tmp.name))
+    rows = []
+    for mode in wanted:
+        r = ServedResult(mode=mode, resolution=resolution, steps=steps)
+        if folder is None:
+            r.error = "skipped: pass --served-model DIR (an SD3.5 diffusers folder) for the end-to-end rows"
+        elif time.perf_counter() - start > args.budget_s:
+            r.error = f"skipped: over the {args.budget_s:.0f} s budget"
+        else:
+            try:
+                r = run_served(folder, device, mode, resolution, steps, log)
+            except Exception as err:  # reported in the table; the other modes still run
+                r.error = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+            torch._dynamo.reset()
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        log(f"  served {mode}: " + (r.error or f"{r.s_per_image:.3f} s/image (first call {r.first_call_s:.1f} s)"))
+        rows.append(r)
+    if tmp is not None:
+        tmp.cleanup()
+    return rows
+
+
+def print_served(rows: list[ServedResult], card: str) -> None:
+    if not rows:
+        return
+    print(f"\n{card} — served end to end (text encoders + transformer + VAE decode + PNG), 1 image, "
+          f"{rows[0].resolution}², {rows[0].steps} steps, CFG")
+    print("| speed mode | s/image | first call s (load excluded; compiles) | load s | peak GiB | notes |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if r.error:
+            print(f"| {r.mode} | {r.error} |||||")
+            continue
+        peak = f"{r.peak_gib:.1f}" if r.peak_gib is not None else "–"
+        print(f"| {r.mode} | {r.s_per_image:.3f} | {r.first_call_s:.1f} | {r.load_s:.1f} | {peak} | "
+              f"{'; '.join(r.notes)} |")
+
+
+def write_json(path: Path, card: str, rate: float, results: list[Result],
+               served: list[ServedResult] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"device": card, "torch": torch.__version__, "matmul_tflop_s": rate,
-                                "results": [asdict(r) for r in results]}, indent=2))
+                                "results": [asdict(r) for r in results],
+                                "served": [asdict(r) for r in served or []]}, indent=2))
 
 
 def print_table(results: list[Result], card: str, rate: float) -> None:
