@@ -30,8 +30,9 @@ class ServeSettings:
     loras: list[tuple[str, float]] = field(default_factory=list)
     # Speed mode of the served pipeline: auto, eager, compile, fp8 (webapp.generation.speed).
     speed: str = "auto"
-    # Batched queue: at most this many concurrent generate requests share one pipeline call (1 = off).
-    max_batch: int = 4
+    # Batched queue: at most this many concurrent generate requests share one pipeline call. 1 = off (the
+    # default): every image is then bit-identical to its seed run alone; batched images agree to ~1 grey level.
+    max_batch: int = 1
     # Server parse: ONNX Runtime provider (auto = CUDA when onnxruntime-gpu and a GPU are there, else CPU).
     parse_provider: str = "auto"
     # Ray Serve scale-out (webapp.serving): None = single box; "auto" = a local Ray instance; else a cluster

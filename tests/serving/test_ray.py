@@ -30,7 +30,7 @@ def ray_server(tiny_sd3_dir, tmp_path_factory):
     from webapp.server import run_in_thread
     from webapp.settings import ServeSettings
 
-    settings = ServeSettings(sd_model=str(tiny_sd3_dir), device="cpu", ray="auto", replicas=2, port=0,
+    settings = ServeSettings(sd_model=str(tiny_sd3_dir), device="cpu", ray="auto", replicas=2, max_batch=2, port=0,
                              parser_dir=tmp_path_factory.mktemp("no-parser"),
                              output_dir=tmp_path_factory.mktemp("front-end"))
     handle = run_in_thread(settings)

@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  "on CUDA, eager on CPU")
     generation.add_argument("--max-batch", type=positive_int, default=defaults.max_batch,
                             help=f"concurrent generate requests with the same size/steps/preset run as one batch, "
-                                 f"up to this many (default {defaults.max_batch}; 1 = off)")
+                                 f"up to this many (default {defaults.max_batch} = off: bit-identical images; batched "
+                                 "ones agree with a lone run to ~1 grey level)")
     parser.add_argument("--parse-provider", default=defaults.parse_provider, choices=PROVIDER_CHOICES,
                         help="ONNX Runtime provider for the server parse (default auto: CUDA when onnxruntime-gpu "
                              "and a GPU are there, else CPU)")
