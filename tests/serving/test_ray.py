@@ -25,14 +25,13 @@ STEPS = 3
 
 
 @pytest.fixture(scope="module")
-def ray_server(tiny_sd3_dir, tmp_path_factory):
+def ray_server(tiny_sd3_dir, tiny_export_dir, tmp_path_factory):
     """`face-studio serve --ray auto --replicas 2 --device cpu` with the tiny model, on a free port."""
     from webapp.server import run_in_thread
     from webapp.settings import ServeSettings
 
     settings = ServeSettings(sd_model=str(tiny_sd3_dir), device="cpu", ray="auto", replicas=2, max_batch=2, port=0,
-                             parser_dir=tmp_path_factory.mktemp("no-parser"),
-                             output_dir=tmp_path_factory.mktemp("front-end"))
+                             parser_dir=tiny_export_dir, output_dir=tmp_path_factory.mktemp("front-end"))
     handle = run_in_thread(settings)
     yield handle
     handle.close()
@@ -96,6 +95,29 @@ def test_a_replica_killed_mid_run_loses_no_request(ray_server):
     while len(cluster.replica_actors()) < 2 and time.monotonic() < deadline:
         time.sleep(1)
     assert len(cluster.replica_actors()) == 2  # Serve restarted the killed replica
+
+
+def test_server_parse_runs_on_a_replica_with_the_same_label_map(ray_server, tiny_export_dir, tmp_path):
+    import os
+
+    import numpy as np
+    from gradio_client import handle_file
+
+    from webapp.parsing import get_parser
+    from webapp.serving.remote import remote_parser
+
+    image = Image.new("RGB", (96, 80), (200, 150, 120))
+    image.paste((40, 30, 20), (20, 20, 60, 60))
+    path = tmp_path / "face.png"
+    image.save(path)
+    parser = remote_parser(ray_server.settings, "fp32")
+    labels = parser.parse(image)
+    assert parser.last_pid != os.getpid() and parser.providers == ["CPUExecutionProvider"]
+    assert np.array_equal(labels, get_parser(tiny_export_dir, "fp32").parse(image))  # the same label map
+    label_map, _, summary = Client(ray_server.url, verbose=False).predict(handle_file(str(path)), "fp32",
+                                                                          api_name="/parse")
+    assert summary["backend"] == "server · ONNX Runtime (CPU)"
+    assert np.array_equal(np.asarray(Image.open(label_map)), labels)
 
 
 def test_more_replicas_than_gpus_is_one_clear_line(ray_server, settings_for):

@@ -180,6 +180,7 @@ class RemoteParser:
         self.dtype = dtype
         self.provider = provider
         self.providers: list[str] = []
+        self.last_pid: int | None = None  # the replica process that answered last
 
     def parse_batch(self, images: list) -> list[ParseResult]:
         results = []
@@ -196,6 +197,7 @@ class RemoteParser:
             if "error" in reply:
                 raise UserError(reply["error"])
             self.providers[:] = reply["providers"]  # in place: the view holds this list
+            self.last_pid = reply["pid"]
             results.append(ParseResult(np.asarray(reply["labels"]), reply["timings"]))
         return results
 
@@ -214,7 +216,10 @@ def remote_service(settings: ServeSettings) -> RemoteGenerationService:
     the replicas on first use, once per process."""
     with _LOCK:
         if id(settings) not in _SERVICES:
-            _SERVICES[id(settings)] = RemoteGenerationService(settings, cluster.start(settings))
+            service = RemoteGenerationService(settings, cluster.start(settings))
+            if service.speed_note:  # e.g. --speed fp8 on replicas without an fp8 GPU: said once, runs eager
+                log.warning("note: the replicas' %s", service.speed_note)
+            _SERVICES[id(settings)] = service
         return _SERVICES[id(settings)]
 
 
