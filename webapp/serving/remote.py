@@ -22,6 +22,7 @@ import numpy as np
 
 from face_studio.atomic import atomic_write
 from face_studio.errors import UserError
+from webapp.generation import presets as P
 from webapp.generation.params import GenerationRequest, ImageParameters, validate
 from webapp.generation.service import GeneratedImage, GenerationCancelled, GenerationResult
 from webapp.parsing import ParseResult
@@ -57,15 +58,12 @@ class RemoteGenerationService:
         self.deployment = deployment
         self.handle = deployment.handle
         self.output_dir = Path(settings.output_dir)
-        self.default_preset = "Custom"
+        self.default_preset = P.preset_for_model(settings.sd_model)
         self.owner = _Owner()
         self.retries = 0  # requests re-sent after a replica was lost (for tests and the log)
         self._counter = itertools.count(1)
         self._cancel: dict[str, threading.Event] = {}
         self._status = self.handle.status.remote().result(timeout_s=STATUS_TIMEOUT_S)
-        from webapp.generation import presets as P
-
-        self.default_preset = P.preset_for_model(settings.sd_model)
 
     # ---------------------------------------------------------------------------------------- status
 
