@@ -11,7 +11,7 @@ from types import ModuleType
 
 import gradio as gr
 
-from webapp.generation.service import GPU_CONCURRENCY_ID
+from webapp.generation.service import GPU_LANE_IDS
 from webapp.queue_limits import Lane, LaneQueue, install_queue
 from webapp.settings import ServeSettings
 from webapp.views import edit as edit_view
@@ -44,8 +44,9 @@ def build_app(settings: ServeSettings) -> gr.Blocks:
 def setup_queue(demo: gr.Blocks, settings: ServeSettings) -> LaneQueue:
     """One waiting limit per lane: GPU jobs (generate, inpaint, restyle, LoRA changes) and server parses each
     have their own, so a full GPU queue never refuses a parse; any other event may have 64 waiting."""
+    gpu = Lane("GPU", settings.max_queue, "try again in a minute")
     lanes = {
-        GPU_CONCURRENCY_ID: Lane("GPU", settings.max_queue, "try again in a minute"),
+        **{lane_id: gpu for lane_id in GPU_LANE_IDS},  # the GPU slot, the batched queue's, the Ray replicas'
         parse_view.PARSE_CONCURRENCY_ID: Lane("parse", settings.parse_queue,
                                               "try again in a few seconds, or parse in the browser"),
     }

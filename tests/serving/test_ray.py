@@ -48,7 +48,7 @@ def test_two_replicas_serve_concurrent_calls_each_with_its_own_image(ray_server,
     from webapp.serving.remote import remote_service
 
     service = remote_service(ray_server.settings)
-    assert service.generate_concurrency == ("ray", 2 * ray_server.settings.max_batch)  # not serialised
+    assert service.generate_concurrency == ("replicas", 2 * ray_server.settings.max_batch)  # not serialised
     assert "**Ray Serve** 2 replica(s), CPU" in service.status_markdown()
     assert len(cluster.replica_actors()) == 2
     seeds = [1000 + 7 * i for i in range(N)]

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 # uses this concurrency id with concurrency_limit=1: one job at a time per GPU, the rest wait in the queue.
 GPU_CONCURRENCY_ID = "gpu"
 GENERATE_CONCURRENCY_ID = "generate"  # the batched queue's own slot (a shared id takes the lowest limit)
+REPLICAS_CONCURRENCY_ID = "replicas"  # generate with --ray: replicas × max-batch at once (webapp.serving)
+# Every lane of GPU work, for the queue's waiting limit (webapp.app.setup_queue).
+GPU_LANE_IDS = (GPU_CONCURRENCY_ID, GENERATE_CONCURRENCY_ID, REPLICAS_CONCURRENCY_ID)
 
 ProgressFn = Callable[[int, int], None]  # (steps done, total steps)
 

@@ -24,7 +24,12 @@ from face_studio.atomic import atomic_write
 from face_studio.errors import UserError
 from webapp.generation import presets as P
 from webapp.generation.params import GenerationRequest, ImageParameters, validate
-from webapp.generation.service import GeneratedImage, GenerationCancelled, GenerationResult
+from webapp.generation.service import (
+    REPLICAS_CONCURRENCY_ID,
+    GeneratedImage,
+    GenerationCancelled,
+    GenerationResult,
+)
 from webapp.parsing import ParseResult
 from webapp.serving import cluster
 from webapp.settings import ServeSettings
@@ -32,7 +37,6 @@ from webapp.settings import ServeSettings
 log = logging.getLogger(__name__)
 
 RETRIES = 3  # sends of one request to another replica after its replica died
-CONCURRENCY_ID = "ray"
 STATUS_TIMEOUT_S = 60.0
 ProgressFn = Callable[[int, int], None]
 
@@ -84,7 +88,7 @@ class RemoteGenerationService:
     @property
     def generate_concurrency(self) -> tuple[str, int]:
         """Every replica busy with a full batch: the front end's queue no longer serialises across replicas."""
-        return CONCURRENCY_ID, self.deployment.replicas * max(1, self.settings.max_batch)
+        return REPLICAS_CONCURRENCY_ID, self.deployment.replicas * max(1, self.settings.max_batch)
 
     def speed_status(self, width: Any, height: Any) -> str | None:
         return None  # each replica compiles on its own first request; its progress stream says so
