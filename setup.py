@@ -13,8 +13,10 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 STATIC = Path(__file__).resolve().parent / "static"
-# Without these the page can't parse: build after the set-up (`make setup` or scripts/setup.sh).
-REQUIRED = ("labels.json", "vendor/transformers.min.js", "vendor/ort-wasm-simd-threaded.wasm", "js/worker.js")
+# Without these the page can't parse (or the vendored files travel without their licences): build after the
+# set-up (`make setup` or scripts/setup.sh).
+REQUIRED = ("labels.json", "js/worker.js", "vendor/transformers.min.js", "vendor/ort-wasm-simd-threaded.wasm",
+            "vendor/THIRD-PARTY.txt")
 LEFT_OUT = ("models", "__pycache__")
 
 

@@ -46,7 +46,8 @@ fi
 #    into static/vendor/ (served by our server, shipped in the wheel; never a CDN). The ORT builds are the
 #    two static/js/worker.js loads: plain (WASM) and asyncify (WebGPU). onnxruntime-node's install script
 #    reaches a host we don't need, so it is skipped.
-if [ ! -f static/vendor/transformers.min.js ] || [ package-lock.json -nt static/vendor/transformers.min.js ]; then
+vendored=static/vendor/THIRD-PARTY.txt  # written last: its presence means the vendoring finished
+if [ ! -f "$vendored" ] || [ package-lock.json -nt "$vendored" ]; then
   log "npm ci (transformers.js) and vendoring into static/vendor/"
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
   rm -rf static/vendor && mkdir -p static/vendor
@@ -54,8 +55,12 @@ if [ ! -f static/vendor/transformers.min.js ] || [ package-lock.json -nt static/
   ort=node_modules/onnxruntime-web/dist
   [ -d "$dist/../node_modules/onnxruntime-web/dist" ] && ort="$dist/../node_modules/onnxruntime-web/dist"
   cp "$dist/transformers.min.js" "$ort"/ort-wasm-simd-threaded{,.asyncify}.{mjs,wasm} static/vendor/
+  # The wheel redistributes these files: say what they are and under which licence.
+  cp "$dist/../LICENSE" static/vendor/LICENSE-transformers.js.txt
+  node -e 'for (const f of process.argv.slice(1)) { const p = require(f);
+    console.log(`${p.name} ${p.version}, ${p.license} licence: ${p.repository.url || p.repository}`) }' \
+    "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" > "$vendored.tmp" && mv "$vendored.tmp" "$vendored"
 fi
-rm -f static/vendor/ort-wasm-simd-threaded.jsep.*  # vendored by older set-ups; unused, 28 MB off the wheel
 
 # 4. Generated label table for the browser (one source of truth: face_studio/labels.py).
 "$VENV/bin/python" -c "from face_studio.labels import write_labels_json; write_labels_json('static/labels.json')"

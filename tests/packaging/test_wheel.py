@@ -116,7 +116,7 @@ def test_the_wheel_holds_the_app_and_its_static_files(installed) -> None:
     assert package.is_relative_to(installed.venv) and not package.is_relative_to(REPO), package
     assert static == package.parent / "static"
     for name in ("labels.json", "js/worker.js", "css/parse.css", "vendor/transformers.min.js",
-                 "vendor/ort-wasm-simd-threaded.wasm", "vendor/ort-wasm-simd-threaded.mjs"):
+                 "vendor/ort-wasm-simd-threaded.wasm", "vendor/ort-wasm-simd-threaded.mjs", "vendor/THIRD-PARTY.txt"):
         assert (static / name).is_file(), name
     assert not (static / "models").exists()  # the checkout's exports never ship
     # Not a checkout: what the app makes by default goes to the user's data folder, not into site-packages.
@@ -146,3 +146,21 @@ def test_face_studio_serve_from_the_wheel_parses_in_the_browser(browser, wheel_s
     label_path, _, _ = Client(wheel_server.url, verbose=False).predict(handle_file(photo), "q8", api_name="/parse")
     agreement = (labels == np.asarray(Image.open(label_path))).mean()
     assert agreement >= 0.98, f"browser and server agree on {agreement:.2%} of pixels"
+
+
+def test_a_build_before_the_set_up_says_what_to_run(tmp_path) -> None:
+    """Without the vendored files the wheel's page could not parse: the build refuses, naming the fix."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    source = tmp_path / "clone"
+    for name in tracked:
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                           str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300, env=env)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "static/labels.json is missing" in said and "run `bash scripts/setup.sh` (or `make setup`) first" in said, \
+        said[-3000:]
+    assert not list((tmp_path / "dist").glob("*.whl"))
