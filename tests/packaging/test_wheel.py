@@ -1,10 +1,10 @@
 """The built wheel alone serves the app: ``python -m build``, install the wheel into a fresh venv in an empty
 folder, run ``face-studio serve`` from there and parse a photo in Chromium with the vendored transformers.js.
 
-The fresh venv gets the wheel and nothing of the checkout; for the heavy third-party dependencies (torch,
-gradio, …) a ``.pth`` line points at this venv's site-packages, added only after the wheel is installed, so pip
-never sees the checkout's editable install. The build runs without isolation (offline): setuptools and build
-come from the test extra.
+The fresh venv gets the wheel and nothing of the checkout. For the heavy third-party dependencies (torch,
+gradio, …) a ``.pth`` line adds the test's own site-packages, after the wheel is installed (so pip never sees the
+checkout's editable install); a path line in a ``.pth`` does not run the ``.pth`` files there, so that editable
+install stays inert. The build runs without isolation (offline): setuptools and build come from the test extra.
 """
 
 from __future__ import annotations
