@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -98,6 +99,15 @@ def test_no_endpoint_takes_a_server_path_for_a_lora(client, tiny_lora):
         client.predict(str(tiny_lora), 1.0, api_name="/lora_load")
 
 
+def test_the_page_offers_lora_names_and_never_their_paths(server, tiny_lora):
+    import httpx
+
+    config = httpx.get(server.url + "config", timeout=30).json()
+    dropdown = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "generate-lora")
+    assert [choice[0] for choice in dropdown["props"]["choices"]] == ["(none)", "tiny_style"]
+    assert str(tiny_lora.parent) not in json.dumps(config)
+
+
 def test_one_clients_lora_never_changes_another_clients_image(server):
     a, b = Client(server.url, verbose=False), Client(server.url, verbose=False)
     base = pixels(generate(b, seed=5)[0][0]["image"])
@@ -189,7 +199,7 @@ def test_missing_model_folder_is_a_clear_error_and_the_server_keeps_serving(tmp_
         for _ in range(2):  # asked twice: the same clear answer, the server still up
             with pytest.raises(AppError, match=f"model folder {missing} does not exist"):
                 generate(client)
-        assert client.predict(api_name="/cancel") is None  # other endpoints still answer
+        assert client.predict(api_name="/cancel") == ()  # other endpoints still answer
     finally:
         handle.close()
 

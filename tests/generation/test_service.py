@@ -281,3 +281,15 @@ def test_an_allowed_hub_lora_that_cannot_download_names_no_source(tiny_sd3_dir, 
     assert "someone" not in str(err.value)
     assert "someone/sd35-ink-lora" in caplog.text  # the operator finds the cause in the log
     assert len(service.generate(validate(**SMALL)).images) == 1  # nothing half-loaded
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--lora", "/no/such/style.safetensors"], "--lora /no/such/style.safetensors: not an existing file"),
+    (["--lora-dir", "/no/such/folder"], "--lora-dir /no/such/folder: not an existing folder"),
+])
+def test_serve_refuses_a_bad_lora_option_in_one_line(option, message, capsys):
+    from webapp.cli import main
+
+    assert main(["serve", "--port", "0", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {message}") and "\n" not in err

@@ -56,13 +56,13 @@ def make_handlers(service: GenerationService):
     @user_errors
     def generate(prompt: str, negative_prompt: str, preset: str, steps: float | None, guidance: float | None,
                  width: float, height: float, seed: float, num_images: float, max_sequence_length: int | str,
-                 lora: str | None, lora_scale: float | None, request: gr.Request,
+                 lora: str | None = NO_LORA, lora_scale: float | None = None, request: gr.Request | None = None,
                  progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio's idiom
         """Text to image with SD3.5. Returns the images (PNGs carrying their parameters), the seed used
         (image i used seed + i, exactly as a run of that seed alone) and the parameters as AUTOMATIC1111-style
         text. seed -1 = random; steps / guidance left empty take the preset's values; lora: the name of a
         LoRA this server allows, or "(none)"; lora_scale empty: the server's scale for it."""
-        key = request.session_hash or "anonymous"
+        key = (request.session_hash if request else None) or "anonymous"
         cancel = service.begin_job(key)
         try:
             if not service.owner.loaded and service.unavailable_reason is None:
