@@ -293,3 +293,19 @@ def test_serve_refuses_a_bad_lora_option_in_one_line(option, message, capsys):
     assert main(["serve", "--port", "0", *option]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {message}") and "\n" not in err
+
+
+def test_an_offered_file_that_is_no_lora_for_this_model_is_refused_and_leaves_nothing(tiny_sd3_dir, tiny_lora,
+                                                                                      tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    bogus = tmp_path / "bogus.safetensors"
+    save_file({"transformer.nothing_here.lora_A.weight": torch.zeros(4, 4)}, str(bogus))
+    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(bogus), 1.0), (str(tiny_lora), 1.0)])
+    base = first_pixels(service.generate(validate(**SMALL)))
+    with pytest.raises(UserError, match="the LoRA 'bogus' could not be loaded on this server") as err:
+        service.generate_from_inputs(**SMALL, lora="bogus")
+    assert str(tmp_path) not in str(err.value)
+    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+    assert not np.array_equal(first_pixels(service.generate_from_inputs(**SMALL, lora="tiny_style")), base)
