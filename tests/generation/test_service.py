@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from face_studio.errors import UserError
+from tests.generation.bad_inputs import SERVE_BAD_INPUTS
 from tests.generation.conftest import build_tiny_lora
 from webapp.generation.loras import LoraCatalog, locate
 from webapp.generation.params import validate
@@ -283,16 +284,13 @@ def test_an_allowed_hub_lora_that_cannot_download_names_no_source(tiny_sd3_dir, 
     assert len(service.generate(validate(**SMALL)).images) == 1  # nothing half-loaded
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--lora", "/no/such/style.safetensors"], "--lora /no/such/style.safetensors: not an existing file"),
-    (["--lora-dir", "/no/such/folder"], "--lora-dir /no/such/folder: not an existing folder"),
-])
-def test_serve_refuses_a_bad_lora_option_in_one_line(option, message, capsys):
+@pytest.mark.parametrize("case", SERVE_BAD_INPUTS, ids=[c.tried for c in SERVE_BAD_INPUTS])
+def test_serve_refuses_a_bad_lora_option_in_one_line(case, capsys):
     from webapp.cli import main
 
-    assert main(["serve", "--port", "0", *option]) == 2
+    assert main(["serve", "--port", "0", *case.args]) == case.exit_code
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {message}") and "\n" not in err
+    assert err.startswith(f"error: {case.expect}") and "\n" not in err
 
 
 def test_an_offered_file_that_is_no_lora_for_this_model_is_refused_and_leaves_nothing(tiny_sd3_dir, tiny_lora,
