@@ -41,8 +41,9 @@ class ServeSettings:
     device: str | None = None
     # "auto" picks from the GPU's memory; see webapp.generation for the modes.
     memory_mode: str = "auto"
-    # LoRA files or hub ids to load at start, with scales.
+    # LoRAs requests may pick by name (serve --lora, with default scales; --lora-dir: every file in it).
     loras: list[tuple[str, float]] = field(default_factory=list)
+    lora_dirs: list[Path] = field(default_factory=list)
     # Queue: one generation at a time per GPU, at most this many waiting.
     max_queue: int = 16
     # Server parses (CPU, ONNX Runtime): this many at once, at most parse_queue waiting; a lane of their own,

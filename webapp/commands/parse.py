@@ -4,11 +4,10 @@ the server's ``parse`` API)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from face_studio.atomic import atomic_write, save_image
 from face_studio.onnx_files import DTYPES
 
 HELP = "Parse faces in images or folders: label-map PNGs (pixel = class id), colour masks, JSON summaries."
@@ -47,17 +46,6 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _unique_stems(files: list[Path]) -> list[str]:
     seen: dict[str, int] = {}
     stems = []
@@ -70,7 +58,6 @@ def _unique_stems(files: list[Path]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import io
 
     from PIL import Image
     from tqdm import tqdm
@@ -115,11 +102,9 @@ def run(args: argparse.Namespace) -> int:
             results = parser.parse_batch([image for _, _, image in loaded])
             # 3. Outputs per image: label map, colour mask, summary JSON (each written atomically).
             for (path, stem, _), result in zip(loaded, results, strict=True):
-                mask = io.BytesIO()
-                Image.fromarray(colorize(result.labels)).save(mask, format="PNG")
-                _atomic_write(args.out / f"{stem}.labels.png", label_map_png(result.labels))
-                _atomic_write(args.out / f"{stem}.mask.png", mask.getvalue())
-                _atomic_write(args.out / f"{stem}.json", summary_json(
+                atomic_write(args.out / f"{stem}.labels.png", label_map_png(result.labels))
+                save_image(Image.fromarray(colorize(result.labels)), args.out / f"{stem}.mask.png")
+                atomic_write(args.out / f"{stem}.json", summary_json(
                     result.labels, source=str(path), backend=backend, dtype=args.dtype,
                     timings=result.timings).encode())
                 written += 1

@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generation.add_argument("--memory-mode", default=defaults.memory_mode, choices=MEMORY_MODE_NAMES,
                             help="how the pipeline fits the GPU's memory (default auto: from the GPU's size)")
     generation.add_argument("--lora", type=lora_spec, action="append", default=[],
-                            metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE", help="LoRA to load at start (repeatable)")
+                            metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE",
+                            help="allow this LoRA (repeatable); visitors pick it by name (its file's stem) per "
+                                 "request, SCALE is its default strength")
+    generation.add_argument("--lora-dir", type=Path, action="append", default=[], metavar="DIR",
+                            help="allow every .safetensors LoRA in DIR, each by its file's stem (repeatable)")
     generation.add_argument("--max-queue", type=positive_int, default=defaults.max_queue,
                             help=f"GPU jobs (generate, inpaint, restyle) allowed to wait "
                             f"(default {defaults.max_queue})")
@@ -75,7 +79,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         host=args.host, port=args.port, share=args.share, auth=args.auth, parser_dir=args.parser,
         sd_model=args.sd_model, device=args.device, memory_mode=args.memory_mode, loras=list(args.lora),
-        max_queue=args.max_queue, output_dir=args.output_dir,
+        lora_dirs=list(args.lora_dir), max_queue=args.max_queue, output_dir=args.output_dir,
         parse_workers=args.parse_workers, parse_queue=args.parse_queue,
     )
 
@@ -111,10 +115,12 @@ def _offer_export(parser_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from webapp.generation.loras import LoraCatalog
     from webapp.parsing import missing_export_message
     from webapp.server import serve
 
     settings = settings_from_args(args)
+    LoraCatalog.from_options(settings.loras, settings.lora_dirs)  # a bad --lora / --lora-dir: one line, exit 2
     message = missing_export_message(settings.parser_dir)
     if message:
         print(f"note: {message}", file=sys.stderr)

@@ -10,15 +10,15 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from face_studio.errors import UserError
 from webapp.generation import presets as P
+from webapp.generation.loras import LoraCatalog
 from webapp.generation.params import GenerationRequest, ImageParameters, save_png, to_a1111, validate
-from webapp.generation.pipeline import LoadedLora, PipelineOwner, gpu_memory_gib
+from webapp.generation.pipeline import PipelineOwner, gpu_memory_gib
+from webapp.generation.run import GenerationCancelled, LoraChoice, ProgressFn, RunOutput, run_sd
 from webapp.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -26,16 +26,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Every Gradio event that runs an SD3 pipeline on the GPU (generate, LoRA changes, the Edit view's inpaint)
+# Every Gradio event that runs an SD3 pipeline on the GPU (generate, the Edit view's inpaint / restyle)
 # uses this concurrency id with concurrency_limit=1: one job at a time per GPU, the rest wait in the queue.
 GPU_CONCURRENCY_ID = "gpu"
 
-ProgressFn = Callable[[int, int], None]  # (steps done, total steps)
-
-
-class GenerationCancelled(UserError):
-    """The user pressed Cancel; the job stopped at the next denoising step."""
-
+__all__ = ["GPU_CONCURRENCY_ID", "GenerationCancelled", "GenerationResult", "GenerationService", "ProgressFn",
+           "get_service"]
 
 @dataclass(frozen=True)
 class GeneratedImage:
@@ -66,8 +62,9 @@ class GenerationService:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.default_preset = P.preset_for_model(settings.sd_model)
+        catalog = LoraCatalog.from_options(settings.loras, settings.lora_dirs)
         self.owner = PipelineOwner(settings.sd_model, device=settings.device, memory_mode=settings.memory_mode,
-                                   preset=self.default_preset, loras=settings.loras)
+                                   preset=self.default_preset, catalog=catalog)
         self.output_dir = Path(settings.output_dir)
         self._counter = itertools.count(1)
         self._cancel: dict[str, threading.Event] = {}
@@ -86,7 +83,7 @@ class GenerationService:
         if o.unavailable:
             return f"**Model** `{o.source}` · not loaded: generation is off on this server (why: above)."
         state = "loaded" if o.loaded else "loads on first use"
-        loras = ", ".join(f"{lo.name} ×{lo.scale:g}" for lo in o.loras) or "none"
+        loras = ", ".join(o.catalog.names) or "none allowed"
         mem = gpu_memory_gib(o.device)
         if mem is None:
             where = "**device** cpu (float32, chosen with --device cpu)"
@@ -96,7 +93,7 @@ class GenerationService:
             mode = o.memory_mode + (" (auto)" if o.requested_memory_mode == "auto" else "")
             where = (f"**device** {o.device} ({mem:.0f} GiB) · **memory mode** {mode} — "
                      f"{P.MEMORY_MODES.get(o.memory_mode, '')}")
-        return f"**Model** `{o.source}` ({state}) · {where} · **LoRA** {loras}"
+        return f"**Model** `{o.source}` ({state}) · {where} · **LoRAs** {loras}"
 
     # ------------------------------------------------------------------------------------ generation
 
@@ -118,82 +115,65 @@ class GenerationService:
         if self._cancel.get(key) is event:
             del self._cancel[key]
 
+    def run(self, pipe: Any, inputs: dict[str, Any], seeds: list[int], *, steps: int, loras: LoraChoice = (),
+            progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> RunOutput:
+        """The one SD run (:func:`webapp.generation.run.run_sd`) on this service's pipeline owner: Generate,
+        inpaint and restyle all call this."""
+        return run_sd(self.owner, pipe, inputs, seeds, steps=steps, loras=loras, progress=progress, cancel=cancel)
+
+    def output_path(self, tag: str) -> Path:
+        """A new file name in ``output_dir``: ``<date-time>-<counter>-<tag>.png`` (never an existing one)."""
+        return self.output_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter):04d}-{tag}.png"
+
     def generate(self, request: GenerationRequest, *, progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
         """Run one validated request; images are saved under ``output_dir`` with their parameters."""
-        import torch
-
-        # 1. Refuse early: no GPU, bad device, a job cancelled while it waited.
+        # 1. Refuse early: no GPU, bad device, a LoRA name this server does not allow.
         self.owner.check_available()
         request = request.with_seed()
-        if cancel is not None and cancel.is_set():
-            raise GenerationCancelled("cancelled before it started.")
-        # 2. The pipeline (loads on first use) and one CPU generator per image: image i ← seed + i, the same
-        #    on any device, so a PNG's seed alone makes that image again.
+        for name, _ in request.loras:
+            self.owner.catalog.get(name)
+        # 2. Denoise, one job at a time; image i ← its own generator seeded seed + i, on the CPU, so a PNG's
+        #    seed alone makes that image again, on any device.
         pipe = self.owner.get()
-        generators = [torch.Generator("cpu").manual_seed(request.image_seed(i)) for i in range(request.num_images)]
-
-        def on_step(_pipe, step: int, _t, _tensors: dict) -> dict:
-            if cancel is not None and cancel.is_set():
-                raise GenerationCancelled(f"cancelled after step {step + 1} of {request.steps}.")
-            if progress is not None:
-                progress(step + 1, request.steps)
-            return {}
-
-        # 3. Denoise, one job at a time.
-        log.info("generating %d × %dx%d, %s, %d steps, guidance %g, seed %d", request.num_images, request.width,
-                 request.height, request.preset, request.steps, request.guidance, request.seed)
-        start = time.perf_counter()
-        with self.owner.lock:
-            try:
-                output = pipe(
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    num_inference_steps=request.steps,
-                    guidance_scale=request.guidance,
-                    width=request.width,
-                    height=request.height,
-                    num_images_per_prompt=request.num_images,
-                    generator=generators,
-                    max_sequence_length=request.max_sequence_length,
-                    skip_guidance_layers=list(request.skip_guidance_layers) or None,
-                    callback_on_step_end=on_step,
-                    output_type="pil",
-                )
-            except torch.OutOfMemoryError:
-                raise self.owner.oom_error() from None
-            finally:
-                pipe.maybe_free_model_hooks()  # offload mode: put models back even after an error
-        seconds = time.perf_counter() - start
-        # 4. Save each image with its own parameters.
-        loras = [(lo.name, lo.scale) for lo in self.owner.loras]
+        log.info("generating %d × %dx%d, %s, %d steps, guidance %g, seed %d, LoRA %s", request.num_images,
+                 request.width, request.height, request.preset, request.steps, request.guidance, request.seed,
+                 request.loras or "none")
+        inputs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt,
+                      num_inference_steps=request.steps, guidance_scale=request.guidance, width=request.width,
+                      height=request.height, max_sequence_length=request.max_sequence_length,
+                      skip_guidance_layers=list(request.skip_guidance_layers) or None)
+        seeds = [request.image_seed(i) for i in range(request.num_images)]
+        out = self.run(pipe, inputs, seeds, steps=request.steps, loras=request.loras, progress=progress,
+                       cancel=cancel)
+        # 3. Save each image with its own parameters.
         images = []
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for i, image in enumerate(output.images):
-            params = ImageParameters.from_request(request, i, self.owner.source, loras)
-            path = self.output_dir / f"{stamp}-{next(self._counter):04d}-{params.seed}.png"
-            images.append(GeneratedImage(path=save_png(image, path, params), seed=params.seed, parameters=params))
-        log.info("generated %d image(s) in %.1f s", len(images), seconds)
-        return GenerationResult(images=images, request=request, seconds=seconds)
+        for i, image in enumerate(out.images):
+            params = ImageParameters.from_request(request, i, self.owner.source)
+            path = save_png(image, self.output_path(str(params.seed)), params)
+            images.append(GeneratedImage(path=path, seed=params.seed, parameters=params))
+        return GenerationResult(images=images, request=request, seconds=out.seconds)
 
     def generate_from_inputs(self, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                             lora: str | None = None, lora_scale: float | None = None,
                              **inputs: Any) -> GenerationResult:
-        """Validate raw inputs (as the API receives them) and generate; see :func:`params.validate`."""
+        """Validate raw inputs (as the API receives them) and generate; see :func:`params.validate`.
+        ``lora``: the name of an allowed LoRA (None / "" / "(none)": none); ``lora_scale``: None = its
+        operator-set scale."""
         self.owner.check_available()
-        return self.generate(validate(**inputs), progress=progress, cancel=cancel)
-
-    # ------------------------------------------------------------------------------------------- LoRA
-
-    def load_lora(self, spec: str, scale: float = 1.0) -> LoadedLora:
-        self.owner.check_available()
-        return self.owner.load_lora(spec, scale)
-
-    def unload_lora(self, name: str | None = None) -> list[LoadedLora]:
-        return self.owner.unload_lora(name)
+        request = validate(**inputs)
+        request = replace(request, loras=self.owner.catalog.choose(lora, lora_scale))
+        return self.generate(request, progress=progress, cancel=cancel)
 
     @property
-    def loras(self) -> list[LoadedLora]:
-        return self.owner.loras
+    def lora_names(self) -> list[str]:
+        """The LoRAs requests may name (``serve --lora`` / ``--lora-dir``)."""
+        return self.owner.catalog.names
+
+    @property
+    def preset(self) -> P.Preset:
+        """The loaded model's preset: the steps and guidance Generate and Edit start from."""
+        return P.PRESETS[self.default_preset]
 
     # ---------------------------------------------------------------------- sharing with other features
 
@@ -205,9 +185,8 @@ class GenerationService:
             inpaint = StableDiffusion3InpaintPipeline(**service.components())
 
         Prefer :meth:`inpaint_pipeline` / :meth:`img2img_pipeline`, which also re-apply model CPU offload.
-        Loaded LoRAs live in the shared transformer, so they apply to those pipelines too. Run them inside
-        ``with service.owner.lock:`` (and with ``concurrency_id=GPU_CONCURRENCY_ID`` on the Gradio event),
-        so they never run at the same time as a generation.
+        Run them through :meth:`run` (the lock, the request's LoRAs, progress, cancel, OOM), with
+        ``concurrency_id=GPU_CONCURRENCY_ID`` on the Gradio event.
         """
         return dict(self.owner.get().components)
 
@@ -242,7 +221,7 @@ def get_service(settings: ServeSettings) -> GenerationService:
     """The service for these settings (one per model/device/memory mode/LoRAs/output folder in a process),
     so the Generate and Edit views share one loaded pipeline."""
     key = (settings.sd_model, settings.device, settings.memory_mode, tuple(settings.loras),
-           str(settings.output_dir))
+           tuple(map(str, settings.lora_dirs)), str(settings.output_dir))
     with _SERVICES_LOCK:
         if key not in _SERVICES:
             _SERVICES[key] = GenerationService(settings)
