@@ -35,6 +35,8 @@ class ServeSettings:
     auth: tuple[str, str] | None = None
     # Face parser: an export folder made by `face-studio export`.
     parser_dir: Path = DEFAULT_PARSER_DIR
+    # Live camera mode: a small, fast export (e.g. a `face-studio distil` student); None = the main parser.
+    live_parser_dir: Path | None = None
     # Generation: hub id or local diffusers folder; loaded lazily on first use.
     sd_model: str = DEFAULT_SD_MODEL
     # "cuda" when present; "cpu" only when asked for (small or dev models).
