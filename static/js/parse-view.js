@@ -8,6 +8,7 @@ import { download } from './downloads.js';
 import { ImageInputError, readImage } from './image-input.js';
 import { overlayImage } from './overlay.js';
 import { areaPercent } from './segment.js';
+import { describeEvent } from './api-client.js';
 import { parseOnServer } from './server-parse.js';
 
 const TEMPLATE = `
@@ -258,7 +259,10 @@ class ParseView {
   async parseServer(image, reason) {
     const dtype = this.el.dtype.value;
     this.setStatus(`Parsing on the server (${reason})…`);
-    const out = await parseOnServer(image.file, dtype, this.config.apiName);
+    const out = await parseOnServer(image.file, dtype, this.config.api.parse, (event) => {
+      const line = describeEvent(event, 'parsing');
+      if (line) this.setStatus(`${line} (${reason})`);
+    });
     return {
       labels: out.labels, width: out.width, height: out.height, backend: 'server', dtype,
       timings: out.timings,

@@ -2,9 +2,15 @@
 
 Conventions: a *mask* is a bool array (True = regenerate); an *alpha* is uint8 0…255 (255 = take the
 generated pixel). Outside the alpha (alpha == 0) the result is a bit-exact copy of the input.
+
+Growing and feathering cost time in proportion to pixels × radius, so :func:`prepare` runs them at SD3's
+working size (≤ 1 MP) and scales the result up: a 36 MP photo with grow 128 costs what a 1 MP one does.
+Callers run it before taking the GPU lock.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -85,3 +91,44 @@ def check_mask(mask: np.ndarray) -> float:
         raise MaskError(f"the mask covers {coverage:.1%} of the image: that is not a local edit. Use Restyle "
                         "(Img2Img with a strength) or Generate instead, or pick fewer regions.")
     return coverage
+
+
+@dataclass
+class PreparedMask:
+    grown: np.ndarray  # bool, image size: what is regenerated
+    alpha: np.ndarray  # uint8, image size: the feathered composite weight
+    work_mask: Image.Image  # mode L at the working size, for the inpaint pipeline
+    size: tuple[int, int]  # width × height the grow and feather ran at
+
+
+def _resize_bool(mask: np.ndarray, size: tuple[int, int], *, any_pixel: bool = False) -> np.ndarray:
+    """``mask`` resized to ``size`` (w, h); ``any_pixel`` keeps a pixel touched by any selected one."""
+    img = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BOX if any_pixel else Image.BILINEAR)
+    return np.asarray(img) > 0 if any_pixel else np.asarray(img) >= 128
+
+
+def prepare(selected: np.ndarray, grow_px: int, feather_px: int, work: tuple[int, int]) -> PreparedMask:
+    """Grow, check and feather ``selected`` (the user's mask, image size) for a run at ``work`` (w, h).
+
+    Small images (≤ the working area) are processed at their own size, pixel for pixel. Larger ones are
+    processed at ``work`` with the radii scaled to it, then scaled back; a pixel the user selected is
+    never left out (when growing) and everything outside the feathered edge stays exactly 0.
+    """
+    h, w = selected.shape
+    if w * h <= work[0] * work[1]:
+        grown = grow(selected, grow_px)
+        check_mask(grown)
+        work_mask = Image.fromarray(grown.astype(np.uint8) * 255).resize(work, Image.BILINEAR)
+        return PreparedMask(grown, feather(grown, feather_px), work_mask, (w, h))
+    scale = work[0] / w
+    small = _resize_bool(selected, work, any_pixel=True)
+    grown_small = grow(small, round(grow_px * scale))
+    check_mask(grown_small)
+    alpha_small = feather(grown_small, round(feather_px * scale))
+    grown = _resize_bool(grown_small, (w, h))
+    if grow_px >= 0:
+        grown |= selected
+    alpha = np.asarray(Image.fromarray(alpha_small).resize((w, h), Image.BILINEAR))
+    alpha = np.maximum(alpha, grown.astype(np.uint8) * 255)
+    work_mask = Image.fromarray(grown_small.astype(np.uint8) * 255)
+    return PreparedMask(grown, alpha, work_mask, work)
