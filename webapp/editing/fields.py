@@ -47,10 +47,11 @@ class Field:
 
     def check(self, value: Any) -> Any:
         """``value`` as the handler uses it (int, float, str, list of names or a file path), or FieldError."""
-        if self.kind == "file":
-            if value is not None and not isinstance(value, str):
+        if self.kind == "file":  # a path, or Gradio's FileData (model or dict) as the API received it
+            path = getattr(value, "path", None) or (value.get("path") if isinstance(value, dict) else value)
+            if path is not None and not isinstance(path, str):
                 raise FieldError(f"{self.name} must be an uploaded file, got {type(value).__name__}.")
-            return value
+            return path or None
         if self.kind in ("text", "names"):
             if value is None:
                 value = ""

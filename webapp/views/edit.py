@@ -28,23 +28,13 @@ HEAD = f'<link rel="stylesheet" href="{ASSETS_PATH}/css/edit.css">'
 MOUNT_JS = f"import('{ASSETS_PATH}/js/edit-view.js').then((m) => m.mount(element));"
 
 
-class _CheckedNumber(gr.Number):
-    """A ``gr.Number`` that hands its value to our checks as sent: NaN, None or text then get a message
-    naming the field (webapp.editing.fields) instead of "Could not preprocess input component at index N"."""
-
-    is_template = True  # Gradio's mark for a subclass that the page and gradio_client see as its base, Number
-
-    def preprocess(self, payload):
-        return payload
-
-
 def _component(field: F.Field) -> gr.components.Component:
     if field.kind == "file":
         return gr.File(label=field.label, type="filepath")
     if field.kind in ("text", "names"):
         return gr.Textbox(label=field.label)
     # Plain numbers: ranges are checked by the fields, whose errors say what to use instead.
-    return _CheckedNumber(value=field.default, label=field.label, precision=0 if field.kind == "int" else None)
+    return gr.Number(value=field.default, label=field.label, precision=0 if field.kind == "int" else None)
 
 
 def _endpoint(names: tuple[str, ...], run: Callable) -> Callable:
@@ -79,7 +69,9 @@ def build(settings: ServeSettings) -> None:
             '<p>Loading the editor…</p></div>', js_on_load=MOUNT_JS, elem_id="edit-root",
             apply_default_css=False)
 
-    # The server endpoints (hidden components; the page and gradio_client call them by name).
+    # The server endpoints (hidden components; the page and gradio_client call them by name). preprocess=False:
+    # every value reaches webapp.editing.fields as sent, so NaN, None or text get a message naming the field
+    # instead of Gradio's "Could not preprocess input component at index N".
     from webapp.generation.service import get_service
 
     fields = F.edit_fields(get_service(settings).default_preset)
@@ -94,14 +86,16 @@ def build(settings: ServeSettings) -> None:
     inpaint_button.click(
         _endpoint(F.INPAINT, lambda values, progress: handlers.inpaint_run(settings, values, progress)),
         inputs=[inputs[n] for n in F.INPAINT],
-        outputs=[result, compare, record], api_name="inpaint", concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
+        outputs=[result, compare, record], api_name="inpaint", preprocess=False,
+        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
         api_description="Regenerate the masked regions (mask PNG and/or class names); pixels outside the "
                         "feathered mask are kept bit-exact. Returns the PNG, before/after and the edit record.",
     )
     restyle_button.click(
         _endpoint(F.RESTYLE, lambda values, progress: handlers.restyle_run(settings, values, progress)),
         inputs=[inputs[n] for n in F.RESTYLE],
-        outputs=[result, compare, record], api_name="restyle", concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
+        outputs=[result, compare, record], api_name="restyle", preprocess=False,
+        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
         api_description="Img2Img over the whole image with a strength (0 keeps it, 1 replaces it), at the "
                         "photo's aspect.",
     )
