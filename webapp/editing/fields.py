@@ -84,7 +84,7 @@ class Field:
         return f" between {_fmt(self.minimum)} and {_fmt(self.maximum)}"
 
     def as_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
+        return {k: v for k, v in asdict(self).items() if v is not None and (v != "" or k == "default")}
 
 
 def _fmt(number: float) -> str:
