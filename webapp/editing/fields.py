@@ -36,6 +36,8 @@ class FieldError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Field:
+    """One API parameter: how it is checked (kind, limits), its default, and how the page shows it."""
+
     name: str  # the API parameter (gradio_client keyword) and the page's payload key
     kind: str  # one of KINDS
     label: str
@@ -44,6 +46,10 @@ class Field:
     maximum: float | None = None
     step: float | None = None  # the page's input step
     hint: str = ""  # why the range is what it is; ends the range message
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"field {self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
 
     def check(self, value: Any) -> Any:
         """``value`` as the handler uses it (int, float, str, list of names or a file path), or FieldError."""
@@ -122,7 +128,7 @@ def edit_fields(preset: str = "Custom") -> dict[str, Field]:
         Field("guidance", "float", "Guidance", spec.guidance, P.MIN_GUIDANCE, P.MAX_GUIDANCE, 0.5),
         Field("seed", "int", "Seed (-1 = random)", -1, -1, P.MAX_SEED, 1, "-1 picks a random seed"),
         Field("grow", "int", f"Grow (px, ±{MAX_GROW}; negative shrinks)", DEFAULT_GROW, -MAX_GROW, MAX_GROW, 1,
-              "more than that is a different edit: paint the mask instead"),
+              "beyond that, paint the mask instead"),
         Field("feather", "int", f"Feather (px, 0–{MAX_FEATHER})", DEFAULT_FEATHER, 0, MAX_FEATHER, 1),
         Field("mask_regions", "names", "Classes the mask was made from (recorded only)", ""),
     )

@@ -155,10 +155,9 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     grown, alpha = prepared.grown, prepared.alpha
 
     # 3. Run the inpaint pipeline at SD3's working size, sharing the Generate view's modules.
-    mask_img = prepared.work_mask
     pipe = service.inpaint_pipeline()
     generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
-                              mask_image=mask_img, width=work[0], height=work[1])
+                              mask_image=prepared.work_mask, width=work[0], height=work[1])
 
     # 4. Composite exactly and record how it was made.
     result = composite(image, generated, alpha)
