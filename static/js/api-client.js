@@ -110,7 +110,7 @@ export function fileUrl(fileData) {
 
 /** One line for a status bar from a call() event, or null for events that need none. */
 export function describeEvent(event, what) {
-  if (event.type === 'uploading') return `Uploading for ${what}…`;
+  if (event.type === 'uploading') return 'Uploading…';
   if (event.type === 'queued') return event.rank > 0 ? `Waiting in the server queue for ${what}: position ${event.rank + 1}…` : `Next in the server queue for ${what}…`;
   if (event.type === 'started') return `${what[0].toUpperCase()}${what.slice(1)} on the server…`;
   if (event.type === 'progress' && event.total) return `${what[0].toUpperCase()}${what.slice(1)} on the server: step ${event.done} of ${event.total}…`;

@@ -55,6 +55,8 @@ def test_class_names_go_through_the_label_table() -> None:
     assert ids == [11, 12, 14] and np.array_equal(mask, np.isin(labels, [11, 12, 14]))
     with pytest.raises(MaskError, match="unknown region name.*'beard'"):
         regions_to_mask(labels, "hair,beard")
+    with pytest.raises(MaskError, match="unknown region name.*'²'"):  # isdigit() but not int(): same message
+        regions_to_mask(labels, "²")
 
 
 def test_grow_shrink_and_feather() -> None:

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from face_studio.errors import UserError
-from face_studio.labels import ALIASES, NAMES, resolve_regions
-from webapp.editing.masks import MAX_FEATHER, MAX_GROW
+from webapp.editing.masks import MAX_FEATHER, MAX_GROW, region_names
 from webapp.generation import presets as P
 
 DEFAULT_STRENGTH = 0.85  # inpainting keeps a little of the original's layout inside the mask
@@ -63,7 +62,7 @@ class Field:
                 value = ""
             if not isinstance(value, str):
                 raise FieldError(f"{self.name} must be text, got {type(value).__name__}.")
-            return _region_names(self.name, value) if self.kind == "names" else value
+            return region_names(value, self.name) if self.kind == "names" else value
         return self._number(value)
 
     def _number(self, value: Any) -> int | float:
@@ -95,21 +94,6 @@ class Field:
 
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else f"{number:g}"
-
-
-def _region_names(field: str, text: str) -> list[str]:
-    """Comma-separated region names, each one the label table knows; [] for none."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = []
-    for name in names:
-        try:
-            resolve_regions([name])
-        except ValueError:  # also "²", which str.isdigit() accepts and int() refuses
-            unknown.append(name)
-    if unknown:
-        raise FieldError(f"{field}: unknown region name(s): {', '.join(repr(u) for u in unknown)}. Use label "
-                         f"names ({', '.join(NAMES)}) or groups ({', '.join(ALIASES)}).")
-    return names
 
 
 def edit_fields(preset: str = "Custom") -> dict[str, Field]:

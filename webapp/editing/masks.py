@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from face_studio.errors import UserError
-from face_studio.labels import resolve_regions
+from face_studio.labels import ALIASES, NAMES, resolve_regions
 
 MAX_GROW = 128  # px; more than this is a different edit (use a hand-painted mask)
 MAX_FEATHER = 64
@@ -28,10 +28,30 @@ class MaskError(UserError):
     """A mask or region list that cannot be used; the message says what to change."""
 
 
+def region_names(regions: str | list[str] | tuple[str, ...], what: str = "regions") -> list[str]:
+    """The names in ``regions`` (comma-separated text or a list), each one the label table knows; [] for none.
+
+    Every name is tried on its own, so any odd one ("²", which ``str.isdigit`` accepts and ``int`` refuses)
+    gets the same message as a misspelt one, naming ``what``.
+    """
+    parts = regions.split(",") if isinstance(regions, str) else list(regions)
+    names = [n.strip() for n in parts if n.strip()]
+    unknown = []
+    for name in names:
+        try:
+            resolve_regions([name])
+        except ValueError:
+            unknown.append(name)
+    if unknown:
+        raise MaskError(f"{what}: unknown region name(s): {', '.join(repr(u) for u in unknown)}. Use label names "
+                        f"({', '.join(NAMES)}) or groups ({', '.join(ALIASES)}).")
+    return names
+
+
 def regions_to_mask(labels: np.ndarray, regions: str | list[str] | tuple[str, ...]) -> tuple[np.ndarray, list[int]]:
     """Mask of the pixels whose label is one of ``regions`` (names, groups like "lips", or ids)."""
     try:
-        ids = resolve_regions(regions)
+        ids = resolve_regions(region_names(regions))
     except ValueError as err:
         raise MaskError(str(err)) from None
     return np.isin(labels, ids), ids
