@@ -10,6 +10,7 @@ import { LiveMode } from './live.js';
 import { overlayImage } from './overlay.js';
 import { RecolourPanel } from './recolour-panel.js';
 import { areaPercent } from './segment.js';
+import { describeEvent } from './api-client.js';
 import { parseOnServer } from './server-parse.js';
 
 const TEMPLATE = `
@@ -243,7 +244,10 @@ class ParseView {
   async parseServer(image, reason) {
     const dtype = this.el.dtype.value;
     this.setStatus(`Parsing on the server (${reason})…`);
-    const out = await parseOnServer(image.file, dtype, this.config.apiName);
+    const out = await parseOnServer(image.file, dtype, this.config.api.parse, (event) => {
+      const line = describeEvent(event, 'parsing');
+      if (line) this.setStatus(`${line} (${reason})`);
+    });
     return {
       labels: out.labels, width: out.width, height: out.height, backend: 'server', dtype,
       timings: out.timings,

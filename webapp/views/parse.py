@@ -76,7 +76,9 @@ def page_config(settings: ServeSettings) -> dict:
         "labelsUrl": f"{PARSER_PATH}/{model_id}/labels.json" if has_labels else f"{ASSETS_PATH}/labels.json",
         "vendorUrl": f"{ASSETS_PATH}/vendor/",
         "workerUrl": f"{ASSETS_PATH}/js/worker.js",
-        "apiName": "parse",
+        # The server `parse` API for static/js/api-client.js: its name and parameters, in order.
+        "api": {"parse": {"api": "parse", "fields": [{"name": "file", "kind": "file"},
+                                                     {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE}]}},
         "inputSize": input_size(parser_dir),
         "live": live_config(settings),
         "liveMissing": live_missing_note(settings),
