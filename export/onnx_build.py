@@ -11,7 +11,6 @@ import torch
 
 from export.spec import DYNAMIC_AXES, INPUT_NAME, OPSET, OUTPUT_NAME, SLIM
 
-
 TRACE_EXTRA_WIDTH = 32  # one SegFormer stride: the example stays a valid input at any size train accepts
 
 

@@ -42,18 +42,11 @@ BAD_INPUTS: list[BadInput] = [
 ]
 
 
-def truncate_weights(model_dir: Path) -> Path:
-    """Cut ``model_dir/model.safetensors`` in half, as an interrupted download or copy leaves it."""
-    weights = model_dir / "model.safetensors"
-    data = weights.read_bytes()
-    weights.write_bytes(data[: len(data) // 2])
-    return model_dir
-
-
 def prepare(folder: Path) -> Path:
     """Make the files the cases name (see the module's docstring) in ``folder``; return it."""
     from face_studio.training.synth import write_dataset
     from tests.conftest import build_tiny_parser
+    from tests.export.bad_inputs import truncate_weights
 
     write_dataset(folder / "faces", 4, 64, 0, progress=False)
     build_tiny_parser(folder / "model")
