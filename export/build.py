@@ -209,6 +209,9 @@ def remove_stale_partials(out: Path) -> list[str]:
 
 def _check_writable(out: Path) -> None:
     parent = out.parent
+    above = next((p for p in parent.parents if p.exists()), None) if not parent.exists() else parent
+    if above is not None and not above.is_dir():
+        raise UserError(f"--out {out}: {above} is a file, not a folder: choose another --out.")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         probe = parent / f".{out.name}.write-test-{os.getpid()}"

@@ -584,17 +584,21 @@ def render_face(seed: int, size: int = 512) -> tuple[Image.Image, np.ndarray]:
 
 def check_request(out: Path, n: int, size: int, seed: int) -> None:
     """Refuse a run that can't finish (bad count, size or seed; a file at ``out``; not enough disk) before drawing."""
-    if not 1 <= n <= MAX_COUNT:
-        raise UserError(f"-n must be 1…{MAX_COUNT} (got {n}): write more faces in several runs with different "
-                        f"--seed and --out.")
+    if n < 1:
+        raise UserError(f"-n must be at least 1 (got {n}).")
+    if n > MAX_COUNT:
+        raise UserError(f"-n must be at most {MAX_COUNT} (got {n}): write more faces in several runs with "
+                        f"different --seed and --out.")
     if size < MIN_SIZE:
         raise UserError(f"--size must be at least {MIN_SIZE} (got {size}): smaller faces lose their eyes and lips.")
     if size > MAX_SIZE:
         raise UserError(f"--size must be at most {MAX_SIZE} (got {size}): drawing needs memory that grows with "
                         f"size² (~620 MB at {MAX_SIZE}); train at 512 and below.")
-    if not 0 <= seed <= MAX_SEED - (n - 1):
-        raise UserError(f"--seed must be 0…{MAX_SEED - (n - 1)} with -n {n} (got {seed}): face i uses seed + i, "
-                        f"and seeds run 0…{MAX_SEED}.")
+    if seed < 0:
+        raise UserError(f"--seed must be 0 or more (got {seed}).")
+    if seed + n - 1 > MAX_SEED:
+        raise UserError(f"--seed {seed} with -n {n} runs past the last seed, {MAX_SEED} (face i uses seed + i): "
+                        f"use --seed {MAX_SEED - (n - 1)} or less.")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file: give a folder (it gets images/, masks/, faces.jsonl).")
     need = n * size * size * DISK_BYTES_PER_PIXEL

@@ -28,7 +28,7 @@ BAD_INPUTS: list[BadInput] = [
              ("export", "--model", "someone/face-parser", "--out", "exp", "--quiet")),
     BadInput(EXPORT, "--dtypes fp32,int4", "unknown dtype(s) int4",
              ("export", "--model", "model", "--out", "exp", "--dtypes", "fp32,int4", "--quiet")),
-    BadInput(EXPORT, "--out inside a file", "cannot write there",
+    BadInput(EXPORT, "--out inside a file", "notes.txt is a file, not a folder",
              ("export", "--model", "model", "--out", "notes.txt/exp", "--quiet")),
     BadInput(EXPORT, "--out a file", "is a file: give a folder path",
              ("export", "--model", "model", "--out", "notes.txt", "--quiet")),

@@ -20,9 +20,11 @@ EVAL_ARGS = ("evaluate", "--model", "model", "--data", "faces", "--quiet")
 BAD_INPUTS: list[BadInput] = [
     BadInput(SYNTH, "--size 100000", "--size must be at most 2048 (got 100000)", SYNTH_ARGS + ("--size", "100000")),
     BadInput(SYNTH, "--size 32", "--size must be at least 64 (got 32)", SYNTH_ARGS + ("--size", "32")),
-    BadInput(SYNTH, "-n 1000000", "-n must be 1…100000 (got 1000000)", SYNTH_ARGS + ("-n", "1000000")),
-    BadInput(SYNTH, "-n 0", "-n must be 1…100000 (got 0)", SYNTH_ARGS + ("-n", "0")),
-    BadInput(SYNTH, "--seed -5", "--seed must be 0…", SYNTH_ARGS + ("--seed", "-5")),
+    BadInput(SYNTH, "-n 1000000", "-n must be at most 100000 (got 1000000)", SYNTH_ARGS + ("-n", "1000000")),
+    BadInput(SYNTH, "-n 0", "-n must be at least 1 (got 0)", SYNTH_ARGS + ("-n", "0")),
+    BadInput(SYNTH, "--seed -5", "--seed must be 0 or more (got -5)", SYNTH_ARGS + ("--seed", "-5")),
+    BadInput(SYNTH, "--seed 4294967295 -n 2", "runs past the last seed, 4294967295 (face i uses seed + i): use "
+             "--seed 4294967294 or less", SYNTH_ARGS + ("--seed", "4294967295", "-n", "2")),
     BadInput(SYNTH, "--out a file", "--out notes.txt is a file", ("synth", "--out", "notes.txt", "-n", "2")),
     BadInput(TRAIN, "--lr inf", "--lr must be a positive number (got inf)", TRAIN_ARGS + ("--lr", "inf")),
     BadInput(TRAIN, "--lr 0", "--lr must be a positive number (got 0.0)", TRAIN_ARGS + ("--lr", "0")),
