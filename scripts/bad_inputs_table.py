@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "bad-inputs.md"
+TABLE_HEAD = "| What was tried | Command or request | What the user sees | Exit |\n|---|---|---|---|"
 PROGRESS_LINE = re.compile(r"\d+%\|")  # a tqdm bar
 HEADER = """# Bad inputs: what was tried → what the user sees
 
@@ -97,14 +98,17 @@ def render() -> str:
                     seen = _cell(run_case(case, folder))
                 else:
                     seen = f"… *{_cell(case.expect, code=False)}* …"
-                command = _cell(" ".join(["face-studio", *map(str, case.args)])) if is_cli(case) else "—"
+                if is_cli(case):
+                    command = _cell(" ".join(["face-studio", *map(str, case.args)]))
+                else:  # an API/route case: what it sends (a request path, field values), when it says
+                    sent = [*map(repr, case.args), *(f"{k}={v!r}" for k, v in case.kwargs.items())]
+                    command = _cell(", ".join(sent)) if sent else "—"
                 exit_code = "—" if case.exit_code is None else str(case.exit_code)
                 sections.setdefault(case.surface, []).append(
                     f"| {_cell(case.tried, code=False)} | {command} | {seen} | {exit_code} |")
     parts = [HEADER]
     for surface, rows in sections.items():
-        parts.append(f"\n## {surface}\n\n| What was tried | Command | What the user sees | Exit |\n|---|---|---|---|\n"
-                     + "\n".join(rows) + "\n")
+        parts.append(f"\n## {surface}\n\n{TABLE_HEAD}\n" + "\n".join(rows) + "\n")
     return "".join(parts)
 
 
