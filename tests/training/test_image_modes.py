@@ -61,7 +61,7 @@ def test_mode_I_is_the_16bit_range_clipped() -> None:
     image = Image.fromarray(values)
     assert image.mode == "I"
     assert np.asarray(load_image(image))[0, :, 0].tolist() == [0, 0, 1, 255, 255, 255]
-    assert np.array_equal(np.asarray(load_image(_png(Image.fromarray(RAMP16.astype(np.int32))))),
+    assert np.array_equal(np.asarray(load_image(_tiff(Image.fromarray(RAMP16.astype(np.int32))))),
                           _expect16(RAMP16))
 
 
