@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup setup-test run test lint bench-parser clean
+.PHONY: setup setup-test run test lint wheel bench-parser clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,8 +21,12 @@ test: setup-test
 lint:
 	$(BIN)/ruff check .
 
+# A wheel (and sdist) in dist/ that carries static/ with the vendored files: `pip install dist/*.whl` serves anywhere.
+wheel: setup-test
+	$(BIN)/python -m build --no-isolation
+
 bench-parser: setup
 	$(BIN)/python bench/parser.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .setup-stamp*
+	rm -rf $(VENV) node_modules static/vendor .setup-stamp* build dist *.egg-info

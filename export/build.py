@@ -65,18 +65,24 @@ def export_model(
         raise UserError(f"--eval-data {eval_data}: no such folder (it needs images/ and masks/).")
     _check_writable(out)
     src = source.resolve(model, revision)
+    for note in remove_stale_partials(out):
+        _say(progress, note)
 
-    # 2. Nothing to do when the same export is already there.
+    # 2. Nothing to do when the same export is already there and every file still matches its sha256.
     existing = manifest_io.read(out)
     if existing and not force and _same_export(existing, src, wanted, eval_data):
-        _say(progress, f"{out} is already an export of {src.location} @ {src.revision}: nothing to do "
-                       "(--force to rebuild).")
-        return out
+        damaged = manifest_io.check_files(out, existing)
+        if not damaged:
+            _say(progress, f"{out} is already an export of {src.location} @ {src.revision}: nothing to do "
+                           "(--force to rebuild).")
+            return out
+        shown = "; ".join(damaged[:3]) + (f"; … {len(damaged) - 3} more" if len(damaged) > 3 else "")
+        print(f"{out} no longer matches its manifest.json ({shown}): rebuilding it.", file=sys.stderr)
     if out.exists() and not force and not existing:
         raise UserError(f"--out {out} exists and is not a face-studio export: choose another folder or "
                         "pass --force to replace it.")
 
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp = out.parent / f"{_partial_prefix(out)}{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / "onnx").mkdir(parents=True)
@@ -169,8 +175,43 @@ def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_dat
             and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation")))
 
 
+def _partial_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def remove_stale_partials(out: Path) -> list[str]:
+    """Remove ``.OUT.partial-PID`` folders (and ``.OUT.old-PID`` ones, when OUT is in place) left by export
+    processes that are gone (killed mid-export); a live process's folders are never touched. Returns notes."""
+    notes = []
+    prefixes = [_partial_prefix(out)] + ([f".{out.name}.old-"] if out.is_dir() else [])
+    for prefix in prefixes:
+        for path in sorted(out.parent.glob(f"{prefix}*")):
+            pid = path.name[len(prefix):]
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                notes.append(f"removed {path.name}, left by an export (process {pid}) that was stopped")
+    return notes
+
+
 def _check_writable(out: Path) -> None:
     parent = out.parent
+    above = next((p for p in parent.parents if p.exists()), None) if not parent.exists() else parent
+    if above is not None and not above.is_dir():
+        raise UserError(f"--out {out}: {above} is a file, not a folder: choose another --out.")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         probe = parent / f".{out.name}.write-test-{os.getpid()}"

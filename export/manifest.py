@@ -26,6 +26,20 @@ def file_entries(folder: Path) -> dict[str, dict]:
     }
 
 
+def check_files(folder: Path, manifest: dict) -> list[str]:
+    """Every file the manifest lists, against its size and sha256: one problem per damaged file (empty: intact)."""
+    problems = []
+    for rel, entry in manifest.get("files", {}).items():
+        path = Path(folder) / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif path.stat().st_size != entry.get("bytes"):
+            problems.append(f"{rel}: {path.stat().st_size} bytes, manifest says {entry.get('bytes')}")
+        elif sha256(path) != entry.get("sha256"):
+            problems.append(f"{rel}: sha256 mismatch (file changed or corrupt)")
+    return problems
+
+
 def write(folder: Path, manifest: dict) -> Path:
     path = folder / MANIFEST
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -11,6 +11,8 @@ import torch
 
 from export.spec import DYNAMIC_AXES, INPUT_NAME, OPSET, OUTPUT_NAME, SLIM
 
+TRACE_EXTRA_WIDTH = 32  # one SegFormer stride: the example stays a valid input at any size train accepts
+
 
 class _LogitsOnly(torch.nn.Module):
     """Make the graph return ``logits`` only (no ModelOutput, no hidden states)."""
@@ -25,8 +27,9 @@ class _LogitsOnly(torch.nn.Module):
 
 def export_fp32(model: torch.nn.Module, path: Path, size: int = 512, slim: bool = SLIM) -> Path:
     """Trace ``model`` to ONNX at ``path`` with dynamic batch, height and width (then onnxslim, see spec)."""
-    # A batch-2, non-square example keeps every axis symbolic in the traced graph.
-    example = torch.randn(2, 3, size, size - 64)
+    # A batch-2, non-square example keeps every axis symbolic in the traced graph. Wider, not narrower, than
+    # the model's input: a parser trained at 32 or 64 px (face-studio train --size) must trace too.
+    example = torch.randn(2, 3, size, size + TRACE_EXTRA_WIDTH)
     # The wrapper must be in eval mode too: the exporter restores the wrapper's mode afterwards, and a
     # fresh module's mode is train(), which would leave the caller's model training (BatchNorm, dropout).
     wrapper = _LogitsOnly(model).eval()

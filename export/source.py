@@ -125,9 +125,14 @@ def load(source: Source, labels_ok: bool = False):
         raise UserError(f"--model {source.spec} is {what}, not a {SEGFORMER}: face-studio exports SegFormer "
                         "face parsers (e.g. jonathandinu/face-parsing).")
     labels = check_labels(config.id2label, labels_ok)
+    from safetensors import SafetensorError
+
     try:
         model = SegformerForSemanticSegmentation.from_pretrained(source.location, use_safetensors=True,
                                                                  **kwargs)
+    except SafetensorError as err:
+        raise UserError(f"--model {source.spec}: its .safetensors weights are corrupt or truncated ({err}): "
+                        "download them again or re-save the model with save_pretrained.") from None
     except (OSError, ValueError) as err:
         raise UserError(f"--model {source.spec}: could not load safetensors weights ({err}).") from None
     return model.eval(), labels

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import read, sha256
+from export.manifest import check_files, read
 from export.spec import DTYPE_FILES, MANIFEST
 from face_studio.labels import NUM_LABELS
 
@@ -19,15 +19,7 @@ def verify(folder: str | Path) -> list[str]:
     manifest = read(folder)
     if manifest is None:
         return [f"{folder / MANIFEST}: missing or not valid JSON — re-run face-studio export"]
-    problems = []
-    for rel, entry in manifest.get("files", {}).items():
-        path = folder / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-        elif path.stat().st_size != entry["bytes"]:
-            problems.append(f"{rel}: {path.stat().st_size} bytes, manifest says {entry['bytes']}")
-        elif sha256(path) != entry["sha256"]:
-            problems.append(f"{rel}: sha256 mismatch (file changed or corrupt)")
+    problems = check_files(folder, manifest)
     for dtype in manifest.get("dtypes", {}):
         rel = DTYPE_FILES.get(dtype)
         if rel and (folder / rel).is_file() and not any(rel in p for p in problems):

@@ -1,4 +1,18 @@
-"""Safe image loading: every bad file becomes an :class:`ImageInputError` that says what to do."""
+"""Safe image loading: every bad file becomes an :class:`ImageInputError` that says what to do.
+
+Every Pillow mode becomes the 8-bit RGB picture it shows (:func:`to_rgb`):
+
+- 16-bit grey (``I;16``, ``I;16B``, ``I;16L``, ``I;16N``) and 32-bit integer grey (``I``): the 16-bit range
+  0..65535 scales to 0..255 (v / 257, rounded), as 16-bit PNG and TIFF files mean it. Pillow opens 16-bit PNGs as
+  ``I;16`` or ``I``; a plain ``convert("RGB")`` clips them instead, making nearly every pixel white. ``I`` values
+  outside 0..65535 are clipped.
+- 32-bit float grey (``F``): 0.0..1.0 is black..white (the convention of float TIFF/EXR exports and of numpy
+  pipelines); values outside are clipped and NaN becomes black.
+- Transparency (``RGBA``, ``LA``, ``PA``, ``La``, ``RGBa``, ``P`` or ``L``/``RGB`` with a transparency key):
+  composited over black, which is what the browser's canvas gives the in-page parser for transparent pixels, so
+  both paths see the same picture.
+- ``CMYK``, ``YCbCr``, ``HSV``, ``1``, ``L``, ``P``: Pillow's own conversion (CMYK without an ICC profile).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +20,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from face_studio.errors import UserError
@@ -14,6 +29,9 @@ from face_studio.errors import UserError
 # 20000×20000 (400 MP) would take 1.2 GB as RGB before the model sees it.
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 16_384
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # scaled from 0..65535
+ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+ALPHA_BACKGROUND = (0, 0, 0)  # what the browser's canvas shows under a transparent pixel
 
 
 class ImageInputError(UserError, ValueError):
@@ -30,7 +48,7 @@ def load_image(source: str | Path | bytes | Image.Image | None, *, what: str = "
     if isinstance(source, Image.Image):
         image = source
         _check_size(image.size, what)
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(image), what)
     name = what
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -65,7 +83,38 @@ def load_image(source: str | Path | bytes | Image.Image | None, *, what: str = "
         raise ImageInputError(
             f"{name} looks like a {fmt or 'image'} file but is corrupt or truncated ({err}): re-save or re-export it."
         ) from None
-    return ImageOps.exif_transpose(image).convert("RGB")
+    return to_rgb(ImageOps.exif_transpose(image), name)
+
+
+def to_rgb(image: Image.Image, what: str = "image") -> Image.Image:
+    """The 8-bit RGB picture ``image`` shows, whatever its mode (see the module's docstring for each mode).
+
+    An RGB image without a transparency key is returned as it is.
+    """
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
+        return image
+    if mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.int64)
+        grey = ((np.clip(values, 0, 65535) + 128) // 257).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0)
+        grey = np.rint(np.clip(values, 0.0, 1.0) * 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode in ALPHA_MODES or "transparency" in image.info:
+        try:
+            rgba = image.convert("RGBA")
+        except ValueError as err:
+            raise ImageInputError(f"{what} has transparency in colour mode {mode} that can't be read ({err}): "
+                                  "re-save it as an 8-bit RGB or RGBA PNG.") from None
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as err:
+        raise ImageInputError(f"{what} uses colour mode {mode}, which can't be turned into RGB ({err}): "
+                              "re-save it as an 8-bit RGB PNG or JPEG.") from None
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:

@@ -67,6 +67,27 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+
+
+@dataclass(frozen=True)
+class RegionGroup:
+    """A set of classes the page recolours together (static/js/recolour-panel.js reads them from labels.json)."""
+
+    name: str
+    title: str
+    names: tuple[str, ...]
+
+
+# The page's instant recolour offers these, in this order.
+RECOLOUR_GROUPS: tuple[RegionGroup, ...] = (
+    RegionGroup("hair", "Hair", ("hair",)),
+    RegionGroup("lips", "Lips", ALIASES["lips"]),
+    RegionGroup("brows", "Brows", ALIASES["brows"]),
+    RegionGroup("eyes", "Eyes / iris", ALIASES["eyes"]),
+    RegionGroup("skin", "Skin", ("skin", "nose", "l_ear", "r_ear", "neck")),
+)
+
+
 def flip_lut() -> list[int]:
     """Label lookup table for a horizontal flip: ``lut[id]`` is the id after mirroring."""
     lut = list(range(NUM_LABELS))
@@ -111,6 +132,8 @@ def labels_json() -> dict:
     return {
         "labels": [{**asdict(label), "color": list(label.color)} for label in LABELS],
         "aliases": {k: list(v) for k, v in ALIASES.items()},
+        "groups": [{"name": g.name, "title": g.title, "ids": [LABEL2ID[n] for n in g.names]}
+                   for g in RECOLOUR_GROUPS],
     }
 
 

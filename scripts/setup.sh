@@ -43,19 +43,23 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 # 3. Browser vendor files: transformers.js + ONNX Runtime Web, pinned by package-lock.json, copied
-#    into static/vendor/ (served by our server; never a CDN). onnxruntime-node's install script
+#    into static/vendor/ (served by our server, shipped in the wheel; never a CDN). The ORT builds are the
+#    two static/js/worker.js loads: plain (WASM) and asyncify (WebGPU). onnxruntime-node's install script
 #    reaches a host we don't need, so it is skipped.
-if [ ! -f static/vendor/transformers.min.js ] || [ package-lock.json -nt static/vendor/transformers.min.js ]; then
+vendored=static/vendor/THIRD-PARTY.txt  # written last: its presence means the vendoring finished
+if [ ! -f "$vendored" ] || [ package-lock.json -nt "$vendored" ]; then
   log "npm ci (transformers.js) and vendoring into static/vendor/"
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
-  mkdir -p static/vendor
+  rm -rf static/vendor && mkdir -p static/vendor
   dist=node_modules/@huggingface/transformers/dist
-  cp "$dist/transformers.min.js" static/vendor/
   ort=node_modules/onnxruntime-web/dist
   [ -d "$dist/../node_modules/onnxruntime-web/dist" ] && ort="$dist/../node_modules/onnxruntime-web/dist"
-  cp "$ort"/ort-wasm-simd-threaded.{mjs,wasm} static/vendor/
-  cp "$ort"/ort-wasm-simd-threaded.jsep.{mjs,wasm} static/vendor/ 2>/dev/null || true
-  cp "$ort"/ort-wasm-simd-threaded.asyncify.{mjs,wasm} static/vendor/ 2>/dev/null || true
+  cp "$dist/transformers.min.js" "$ort"/ort-wasm-simd-threaded{,.asyncify}.{mjs,wasm} static/vendor/
+  # The wheel redistributes these files: say what they are and under which licence.
+  cp "$dist/../LICENSE" static/vendor/LICENSE-transformers.js.txt
+  node -e 'for (const f of process.argv.slice(1)) { const p = require(f);
+    console.log(`${p.name} ${p.version}, ${p.license} licence: ${p.repository.url || p.repository}`) }' \
+    "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" > "$vendored.tmp" && mv "$vendored.tmp" "$vendored"
 fi
 
 # 4. Generated label table for the browser (one source of truth: face_studio/labels.py).

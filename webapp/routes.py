@@ -19,3 +19,8 @@ def parser_model_id(parser_dir: Path) -> str:
             stat = path.stat()
             digest.update(f"{path.relative_to(parser_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return f"face-parsing-{digest.hexdigest()[:10]}"
+
+
+def live_parser_model_id(live_dir: Path) -> str:
+    """The live parser's id: its own prefix, so it never shares a URL (or a cache entry) with the main one."""
+    return "live-" + parser_model_id(live_dir)

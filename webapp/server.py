@@ -7,9 +7,10 @@ FastAPI app from ``app_kwargs``, into which we put
   (+ CORP ``same-origin``) to every response, so ``crossOriginIsolated`` is true and ONNX Runtime Web can
   use threads;
 * :class:`webapp.login_limit.LoginRateLimit`, a back-off for wrong logins on Gradio's ``/login`` (``--auth``);
-* two mounts served by :class:`StaticFolder` (explicit MIME types, a real 404 for a missing file, which
+* static mounts served by :class:`StaticFolder` (explicit MIME types, a real 404 for a missing file, which
   transformers.js needs to tell "absent" from "error"): ``/studio/`` → ``static/`` (our ES modules,
-  vendored transformers.js and ORT wasm, labels) and ``/parser/<model id>/`` → the export folder.
+  vendored transformers.js and ORT wasm, labels) and ``/parser/<model id>/`` → the export folder (and, with
+  ``--live-parser``, ``/parser/live-<hash>/`` → the live parser's export).
 
 ``launch`` (not ``gr.mount_gradio_app``) because Gradio 6 only opens a share link from ``launch``.
 """
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.app import build_app, launch_assets, setup_queue
 from webapp.login_limit import LOGIN_MESSAGE, LoginBackoff, LoginRateLimit
-from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
+from webapp.routes import ASSETS_PATH, PARSER_PATH, live_parser_model_id, parser_model_id
 from webapp.settings import STATIC_DIR, ServeSettings
 
 ISOLATION_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -110,15 +111,20 @@ class StaticFolder(StaticFiles):
 
 def app_kwargs(settings: ServeSettings) -> dict:
     """FastAPI keyword arguments for Gradio's app: the isolation middleware, the wrong-login back-off and our
-    two static mounts."""
+    static mounts (assets, the parser, and the live parser when there is one)."""
     model_id = parser_model_id(Path(settings.parser_dir))
+    routes = [
+        Mount(ASSETS_PATH, app=RequireLogin(StaticFolder(directory=STATIC_DIR)), name="assets"),
+        Mount(f"{PARSER_PATH}/{model_id}",
+              app=RequireLogin(StaticFolder(directory=settings.parser_dir, check_dir=False)), name="parser"),
+    ]
+    if settings.live_parser_dir is not None:
+        live_id = live_parser_model_id(Path(settings.live_parser_dir))
+        routes.append(Mount(f"{PARSER_PATH}/{live_id}", name="live-parser",
+                            app=RequireLogin(StaticFolder(directory=settings.live_parser_dir, check_dir=False))))
     return {
         "middleware": [Middleware(IsolationHeaders), Middleware(LoginRateLimit, backoff=LoginBackoff())],
-        "routes": [
-            Mount(ASSETS_PATH, app=RequireLogin(StaticFolder(directory=STATIC_DIR)), name="assets"),
-            Mount(f"{PARSER_PATH}/{model_id}",
-                  app=RequireLogin(StaticFolder(directory=settings.parser_dir, check_dir=False)), name="parser"),
-        ],
+        "routes": routes,
     }
 
 

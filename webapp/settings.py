@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STATIC_DIR = REPO_ROOT / "static"
-DEFAULT_PARSER_DIR = STATIC_DIR / "models" / "face-parsing"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+# Our JS/CSS, vendored transformers.js + ORT wasm and labels.json. An installed wheel carries them as
+# webapp/static (setup.py copies the top-level static/ there); a checkout (or `pip install -e .`) serves static/.
+PACKAGED_STATIC_DIR = PACKAGE_DIR / "static"
+IN_CHECKOUT = not PACKAGED_STATIC_DIR.is_dir()
+STATIC_DIR = REPO_ROOT / "static" if IN_CHECKOUT else PACKAGED_STATIC_DIR
+
+
+def data_home() -> Path:
+    """Where an installed copy keeps what it makes by default (parser export, generated images):
+    ``$XDG_DATA_HOME/face-studio``, i.e. ``~/.local/share/face-studio``. A checkout keeps them in the checkout."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "face-studio"
+
+
+DEFAULT_PARSER_DIR = (STATIC_DIR if IN_CHECKOUT else data_home()) / "models" / "face-parsing"
+DEFAULT_OUTPUT_DIR = (REPO_ROOT if IN_CHECKOUT else data_home()) / "outputs"
 DEFAULT_PARSER_SOURCE = "jonathandinu/face-parsing"
 DEFAULT_SD_MODEL = "stabilityai/stable-diffusion-3.5-medium"
 
@@ -20,14 +35,17 @@ class ServeSettings:
     auth: tuple[str, str] | None = None
     # Face parser: an export folder made by `face-studio export`.
     parser_dir: Path = DEFAULT_PARSER_DIR
+    # Live camera mode: a small, fast export (e.g. a `face-studio distil` student); None = the main parser.
+    live_parser_dir: Path | None = None
     # Generation: hub id or local diffusers folder; loaded lazily on first use.
     sd_model: str = DEFAULT_SD_MODEL
     # "cuda" when present; "cpu" only when asked for (small or dev models).
     device: str | None = None
     # "auto" picks from the GPU's memory; see webapp.generation for the modes.
     memory_mode: str = "auto"
-    # LoRA files or hub ids to load at start, with scales.
+    # LoRAs requests may pick by name (serve --lora, with default scales; --lora-dir: every file in it).
     loras: list[tuple[str, float]] = field(default_factory=list)
+    lora_dirs: list[Path] = field(default_factory=list)
     # Speed mode of the served pipeline: auto, eager, compile, fp8 (webapp.generation.speed).
     speed: str = "auto"
     # Batched queue: at most this many concurrent generate requests share one pipeline call. 1 = off (the
@@ -48,4 +66,4 @@ class ServeSettings:
     parse_workers: int = 2
     parse_queue: int = 64
     # Where generated images are kept for the session gallery.
-    output_dir: Path = REPO_ROOT / "outputs"
+    output_dir: Path = DEFAULT_OUTPUT_DIR

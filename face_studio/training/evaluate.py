@@ -24,6 +24,19 @@ from face_studio.training import data as data_io
 from face_studio.training.metrics import ConfusionMatrix
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # (N, 3, S, S) pixel values → (N, 19, S/4, S/4) logits
+MAX_SIZE = 2048  # as face-studio train
+
+
+def check_options(*, size: int | None = None, batch: int = 4, limit: int | None = None) -> None:
+    """Refuse a bad ``--size``, ``--batch`` or ``--limit`` before any model or face is loaded."""
+    if size is not None and (size < 32 or size % 32 or size > MAX_SIZE):
+        raise UserError(f"--size must be a multiple of 32 from 32 to {MAX_SIZE} (got {size}): SegFormer downsamples "
+                        f"by 32. Leave it out to use the model's own size (preprocessor_config.json).")
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1 (got {batch}).")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1 (got {limit}): it scores the first N faces; leave it out to "
+                        f"score them all.")
 
 
 def torch_predictor(model_dir: Path) -> Predictor:
@@ -34,7 +47,13 @@ def torch_predictor(model_dir: Path) -> Predictor:
     if not (model_dir / "model.safetensors").is_file():
         raise UserError(f"{model_dir} has no model.safetensors: give a folder made by `face-studio train` or "
                         f"`face-studio export` (only safetensors weights are loaded).")
-    model = SegformerForSemanticSegmentation.from_pretrained(model_dir, use_safetensors=True).eval()
+    from safetensors import SafetensorError
+
+    try:
+        model = SegformerForSemanticSegmentation.from_pretrained(model_dir, use_safetensors=True).eval()
+    except SafetensorError as err:
+        raise UserError(f"{model_dir / 'model.safetensors'} is corrupt or truncated ({err}): train or export the "
+                        f"model again.") from None
     if model.config.num_labels != NUM_LABELS:
         raise UserError(f"{model_dir} predicts {model.config.num_labels} classes, not the {NUM_LABELS} face labels.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -68,6 +87,7 @@ def evaluate_predictors(predictors: dict[str, Predictor], data_dir: str | Path, 
     """Run every predictor over the faces in ``data_dir`` (read once) and score each one."""
     from tqdm.auto import tqdm
 
+    check_options(size=size, batch=batch, limit=limit)
     samples = data_io.find_samples(data_dir)
     if limit is not None:
         samples = samples[:limit]
@@ -124,6 +144,7 @@ def evaluate_path(model: str | Path, data_dir: str | Path, dtypes: Sequence[str]
                   size: int | None = None, batch: int = 4, limit: int | None = None,
                   progress: bool = False) -> dict[str, dict]:
     """Evaluate a ``save_pretrained`` folder (PyTorch) or an export folder (PyTorch + ONNX dtypes)."""
+    check_options(size=size, batch=batch, limit=limit)
     model = Path(model)
     if not model.is_dir():
         raise UserError(f"--model {model}: no such folder (give a `face-studio train --out` or `export --out` folder).")

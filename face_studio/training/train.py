@@ -36,6 +36,12 @@ CHECKPOINTS = "checkpoints"
 SCRATCH = "scratch:"  # --base scratch:tiny → random weights in an face_studio/configs.py preset
 SUMMARY = "training.json"
 ARCHITECTURES = ["SegformerForSemanticSegmentation"]
+MAX_SIZE = 2048  # as face-studio synth's largest faces
+MAX_SEED = 2**32 - 1  # numpy's seed range (the Trainer seeds numpy, torch and random with it)
+
+
+class NonFiniteError(UserError):
+    """The loss or the weights became NaN or infinite: the run stops and saves nothing."""
 
 
 @dataclass
@@ -60,15 +66,21 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise UserError(f"--epochs must be positive (got {self.epochs}).")
-        if self.lr <= 0:
-            raise UserError(f"--lr must be positive (got {self.lr}).")
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise UserError(f"--epochs must be a positive number (got {self.epochs}), e.g. 10.")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"--lr must be a positive number (got {self.lr}): 6e-5 to fine-tune, ~1e-3 from "
+                            f"scratch.")
         if self.batch < 1:
             raise UserError(f"--batch must be at least 1 (got {self.batch}).")
         if self.size < 32 or self.size % 32:
             raise UserError(f"--size must be a multiple of 32, at least 32 (got {self.size}): SegFormer "
                             f"downsamples by 32. Try 512.")
+        if self.size > MAX_SIZE:
+            raise UserError(f"--size must be at most {MAX_SIZE} (got {self.size}): memory grows with size²; the "
+                            f"browser and server parse at 512.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed must be 0…{MAX_SEED} (got {self.seed}).")
 
 
 class FaceSegmentationDataset:
@@ -121,10 +133,15 @@ def load_base(base: str, revision: str | None = None):
         if not (path / "model.safetensors").is_file():
             raise UserError(f"--base {base}: no model.safetensors in the folder (only safetensors weights are "
                             f"loaded); re-save the model with save_pretrained(..., safe_serialization=True).")
+    from safetensors import SafetensorError
+
     try:
         model = SegformerForSemanticSegmentation.from_pretrained(
             base, revision=revision, num_labels=NUM_LABELS, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
             ignore_mismatched_sizes=True, use_safetensors=True)
+    except SafetensorError as err:
+        raise UserError(f"--base {base}: its model.safetensors is corrupt or truncated ({err}): download it again "
+                        f"or re-save it with save_pretrained.") from None
     except (OSError, ValueError) as err:
         raise UserError(f"--base {base}: could not load a SegFormer from it ({err}). Give a local folder or a hub "
                         f"id with model.safetensors (e.g. nvidia/mit-b0); offline, download it first.") from None
@@ -202,7 +219,19 @@ def _progress_callback(enabled: bool):
     return ProgressBar()
 
 
+def _check_finite_weights(model, step: int, lr: float) -> None:
+    """Raise :class:`NonFiniteError` if any weight is NaN or infinite (never save such a model)."""
+    import torch
+
+    bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in model.parameters())
+    if bad:
+        total = sum(p.numel() for p in model.parameters())
+        raise NonFiniteError(f"{bad:,} of {total:,} weights became NaN or infinite by step {step}: the run diverged "
+                             f"and was stopped; no model was saved. Lower --lr (it was {lr:g}) and start again.")
+
+
 def _trainer_class():
+    import torch
     from transformers import SegformerForSemanticSegmentation, Trainer
 
     class SegformerTrainer(Trainer):
@@ -214,6 +243,26 @@ def _trainer_class():
         ``from_pretrained`` applies the mapping, so both go through it here (huggingface/transformers#43701,
         #48805; drop this once the Trainer converts keys itself).
         """
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if not torch.isfinite(loss).all():
+                raise NonFiniteError(
+                    f"the training loss became {loss.item()} at step {self.state.global_step + 1} (epoch "
+                    f"{self.state.epoch or 0:.2f}): the run diverged and was stopped; no model was saved. Lower "
+                    f"--lr (it was {self.args.learning_rate:g}) and start again.")
+            return loss
+
+        def _save_checkpoint(self, model, trial):
+            # Weights can still be finite yet so large that the model only gives NaN: the validation loss tells.
+            _check_finite_weights(self.model, self.state.global_step, self.args.learning_rate)
+            evals = [h["eval_loss"] for h in self.state.log_history if "eval_loss" in h]
+            if evals and not math.isfinite(evals[-1]):
+                raise NonFiniteError(
+                    f"the validation loss became {evals[-1]} at epoch {self.state.epoch or 0:.2f}: the run diverged "
+                    f"and was stopped; no model was saved. Lower --lr (it was {self.args.learning_rate:g}) and "
+                    f"start again.")
+            return super()._save_checkpoint(model, trial)
 
         def _load_weights(self, folder: str, model=None) -> None:
             model = model if model is not None else self.model
@@ -276,6 +325,8 @@ def _finetune(cfg: TrainConfig) -> dict:
     workers = cfg.workers if cfg.workers is not None else (4 if cuda else 0)
 
     # 3. Trainer: evaluate and checkpoint every epoch, keep the best by val mIoU.
+    out_existed = out.exists()
+    kept_checkpoints = {p.name for p in ckpt_dir.glob("checkpoint-*")} if ckpt_dir.is_dir() else set()
     steps_per_epoch = math.ceil(len(train_samples) / cfg.batch)
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
@@ -316,9 +367,14 @@ def _finetune(cfg: TrainConfig) -> dict:
     progress = _progress_callback(cfg.progress)
     trainer.add_callback(progress)
 
-    # 4. Train (or continue from the latest checkpoint).
+    # 4. Train (or continue from the latest checkpoint). A diverged run (NaN/inf loss or weights) stops and
+    #    leaves no trace: the checkpoints it wrote are removed, and OUT too if this run made it.
     started = time.time()
-    trainer.train(resume_from_checkpoint=str(last) if cfg.resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(last) if cfg.resume else None)
+    except NonFiniteError:
+        _remove_new_checkpoints(ckpt_dir, kept_checkpoints, None if out_existed else out)
+        raise
     seconds = time.time() - started
 
     # 5. Save the best model (safetensors) atomically next to the checkpoints, with a summary.
@@ -348,7 +404,18 @@ def _finetune(cfg: TrainConfig) -> dict:
     return summary
 
 
+def _remove_new_checkpoints(ckpt_dir: Path, kept: set[str], made_out: Path | None) -> None:
+    """Remove what a failed run wrote: all of ``made_out`` if the run created it, else its new checkpoints."""
+    if made_out is not None:
+        shutil.rmtree(made_out, ignore_errors=True)
+    elif ckpt_dir.is_dir():
+        for path in ckpt_dir.glob("checkpoint-*"):
+            if path.name not in kept:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def _save_final(model, out: Path, size: int, summary: dict) -> None:
+    _check_finite_weights(model, summary["steps"], summary["config"]["lr"])
     tmp = out / ".best-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)  # config.json + model.safetensors

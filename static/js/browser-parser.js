@@ -23,10 +23,12 @@ export const DEVICE_NAMES = { webgpu: 'WebGPU', wasm: 'WASM' };
 
 /**
  * Load the first backend of `backendPlan(choice, wasmDtype, config.dtypes)` that works.
- * `onStep(name)` is called before each try; `callbacks(name)` gives the BrowserParser's {onProgress, onStatus}.
+ * `onStep(name)` is called before each try; `callbacks(name)` gives the BrowserParser's {onProgress, onStatus};
+ * `numThreads` (WASM) defaults to every core.
  * Resolves to {parser, loadMs, failures}; rejects with every failure's reason when none loads.
  */
-export async function loadFirstBackend(config, choice, wasmDtype, { onStep = () => {}, callbacks = () => ({}) } = {}) {
+export async function loadFirstBackend(config, choice, wasmDtype,
+  { onStep = () => {}, callbacks = () => ({}), numThreads } = {}) {
   const failures = [];
   for (const step of await backendPlan(choice, wasmDtype, config.dtypes)) {
     const name = `${DEVICE_NAMES[step.device]} ${step.dtype}`;
@@ -35,7 +37,7 @@ export async function loadFirstBackend(config, choice, wasmDtype, { onStep = () 
     const parser = new BrowserParser(config, callbacks(name));
     try {
       const t0 = performance.now();
-      await parser.load(step);
+      await parser.load({ ...step, numThreads });
       return { parser, loadMs: performance.now() - t0, failures };
     } catch (err) {
       parser.dispose();

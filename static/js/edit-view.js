@@ -1,9 +1,10 @@
 // The Edit view: a photo is parsed in this browser, the user picks regions (and paints), sets grow /
 // feather and a prompt; only after an explicit confirmation are image + mask uploaded, in one request,
 // to the server's `inpaint` endpoint (or the image alone to `restyle`). Root data-state:
-// idle | parsing | ready | confirming | uploading | generating | done | error.
+// idle | parsing | ready | confirming | uploading | generating | done | error. The call is a named payload
+// ({image, mask, prompt, grow, …}); its fields, defaults and limits come from the server's page config.
+import { call, describeEvent, fileUrl } from './api-client.js';
 import { loadFirstBackend } from './browser-parser.js';
-import { call, fileUrl, uploadFiles } from './gradio-queue.js';
 import { ImageInputError, readImage } from './image-input.js';
 import { combineMask, coverage, growMask, stamp } from './mask.js';
 import { encodeGrayPng } from './png.js';
@@ -29,8 +30,8 @@ const TEMPLATE = `
       <button type="button" class="fs-button" data-role="clear-strokes">Clear strokes</button>
     </fieldset>
     <fieldset><legend>Mask</legend>
-      <label>Grow / shrink <input type="range" step="1" data-role="grow"> <output data-role="grow-out"></output> px</label>
-      <label>Feather <input type="range" min="0" step="1" data-role="feather"> <output data-role="feather-out"></output> px</label>
+      <label>Grow / shrink <input type="range" data-role="grow"> <output data-role="grow-out"></output> px</label>
+      <label>Feather <input type="range" data-role="feather"> <output data-role="feather-out"></output> px</label>
       <p class="fs-hint" data-role="coverage"></p>
     </fieldset>
     <fieldset><legend>Regenerate</legend>
@@ -39,10 +40,10 @@ const TEMPLATE = `
       <textarea data-role="prompt" rows="2" placeholder="short red curly hair"></textarea>
       <input data-role="negative" placeholder="negative prompt (optional)">
       <div class="fs-numbers">
-        <label>Strength <input type="number" min="0.05" max="1" step="0.05" data-role="strength"></label>
-        <label>Steps <input type="number" min="1" max="150" step="1" data-role="steps"></label>
-        <label>Guidance <input type="number" min="0" max="20" step="0.5" data-role="guidance"></label>
-        <label>Seed <input type="number" value="-1" step="1" data-role="seed" title="-1 = random"></label>
+        <label>Strength <input type="number" data-role="strength"></label>
+        <label>Steps <input type="number" data-role="steps"></label>
+        <label>Guidance <input type="number" data-role="guidance"></label>
+        <label>Seed <input type="number" data-role="seed" title="-1 = random"></label>
       </div>
       <button type="button" class="fs-button fs-primary" data-role="send" disabled>Regenerate…</button>
     </fieldset>
@@ -76,12 +77,13 @@ class EditView {
     this.parser = null;
     root.innerHTML = TEMPLATE;
     this.el = Object.fromEntries([...root.querySelectorAll('[data-role]')].map((e) => [e.dataset.role, e]));
-    const d = config.defaults;
-    Object.assign(this.el.grow, { min: -d.maxGrow, max: d.maxGrow, value: d.grow });
-    Object.assign(this.el.feather, { max: d.maxFeather, value: d.feather });
-    this.el.strength.value = d.strength;
-    this.el.steps.value = d.steps;
-    this.el.guidance.value = d.guidance;
+    // Limits and defaults of the number inputs: the inpaint endpoint's fields, as the server defines them.
+    for (const f of config.api.inpaint.fields) {
+      const input = this.el[f.name];
+      if (!input || (f.kind !== 'int' && f.kind !== 'float')) continue;
+      const attrs = { min: f.minimum, max: f.maximum, step: f.step, value: f.default }; // value last: ranges clamp
+      for (const [key, value] of Object.entries(attrs)) if (value !== undefined) input[key] = value;
+    }
     this.root.dataset.state = 'idle';
     this.uploads = 0; // requests that carried the image (for people and tests reading the DOM)
   }
@@ -225,7 +227,7 @@ class EditView {
 
   updateSend() {
     const ready = this.image && this.el.prompt.value.trim()
-      && (this.mode === 'restyle' || (this.coverage > 0 && this.coverage < 0.995));
+      && (this.mode === 'restyle' || (this.coverage > 0 && this.coverage < this.config.maxCoverage));
     this.el.send.disabled = !ready || Boolean(this.config.generationUnavailable);
   }
 
@@ -247,35 +249,35 @@ class EditView {
     this.clearError();
     const { width, height, file, name } = this.image;
     const restyle = this.mode === 'restyle';
-    const files = [{ blob: file, name: name || 'image.png' }];
+    const { el } = this;
+    const image = new File([file], name || 'image.png', { type: file.type });
+    const payload = {
+      image, prompt: el.prompt.value, negative: el.negative.value, strength: Number(el.strength.value),
+      steps: Number(el.steps.value), guidance: Number(el.guidance.value), seed: Number(el.seed.value),
+    };
     if (!restyle) {
       const mask = this.currentMask().map((v) => v * 255);
-      files.push({ blob: await encodeGrayPng(mask, width, height), name: 'mask.png' });
+      Object.assign(payload, {
+        mask: new File([await encodeGrayPng(mask, width, height)], 'mask.png', { type: 'image/png' }),
+        grow: Number(el.grow.value), feather: Number(el.feather.value),
+        mask_regions: this.labels.filter((l, id) => this.selected[id]).map((l) => l.name).join(','),
+      });
     }
-    const chosen = this.labels.filter((l, id) => this.selected[id]).map((l) => l.name);
-    const { el } = this;
     el.result.hidden = false;
     el['gen-progress'].removeAttribute('value');
     try {
-      this.setState('uploading');
-      this.setStatus('Uploading…');
-      this.uploads += 1;
-      const [imageData, maskData] = await uploadFiles(files);
-      this.setState('generating');
-      const common = [el.prompt.value, el.negative.value, Number(el.strength.value), Number(el.steps.value),
-        Number(el.guidance.value), Number(el.seed.value)];
-      const data = restyle ? [imageData, ...common]
-        : [imageData, maskData, '', ...common, Number(el.grow.value), Number(el.feather.value), chosen.join(',')];
       const onEvent = (e) => {
-        if (e.type === 'queued') this.setStatus(e.rank > 0 ? `Waiting in the queue: position ${e.rank + 1}…` : 'Starting…');
-        if (e.type === 'started') this.setStatus('Generating on the server…');
+        if (e.type === 'uploading') { this.setState('uploading'); this.uploads += 1; }
+        else if (this.root.dataset.state === 'uploading') this.setState('generating');
         if (e.type === 'progress' && e.total) {
           el['gen-progress'].max = e.total;
           el['gen-progress'].value = e.done;
-          this.setStatus(`Generating on the server: step ${e.done} of ${e.total}…`);
         }
+        const line = describeEvent(e, 'generating');
+        if (line) this.setStatus(line);
       };
-      const [png, , record] = await call(restyle ? this.config.restyleApi : this.config.inpaintApi, data, onEvent);
+      const api = this.config.api[restyle ? 'restyle' : 'inpaint'];
+      const [png, , record] = await call(api, payload, onEvent);
       const url = fileUrl(png);
       el.before.src = URL.createObjectURL(file);
       el.after.src = url;

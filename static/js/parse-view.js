@@ -6,14 +6,17 @@
 import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
 import { download } from './downloads.js';
 import { ImageInputError, readImage } from './image-input.js';
+import { LiveMode } from './live.js';
 import { overlayImage } from './overlay.js';
+import { RecolourPanel } from './recolour-panel.js';
 import { areaPercent } from './segment.js';
+import { describeEvent } from './api-client.js';
 import { parseOnServer } from './server-parse.js';
 
 const TEMPLATE = `
 <div class="fs-toolbar">
   <label class="fs-button">Choose image<input type="file" accept="image/*" data-role="file" hidden></label>
-  <button type="button" class="fs-button" data-role="camera">Camera</button>
+  <button type="button" class="fs-button" data-role="camera">Live camera</button>
   <span class="fs-hint">…or paste an image (Ctrl+V)</span>
   <label>Run on <select data-role="backend">
     <option value="auto">this browser (WebGPU → WASM)</option>
@@ -23,11 +26,8 @@ const TEMPLATE = `
   </select></label>
   <label>WASM precision <select data-role="dtype"></select></label>
 </div>
-<div class="fs-camera" data-role="camera-box" hidden>
-  <video data-role="video" autoplay playsinline muted></video>
-  <button type="button" class="fs-button" data-role="snap">Take photo</button>
-  <button type="button" class="fs-button" data-role="camera-close">Close camera</button>
-</div>
+<div data-role="recolour"></div>
+<div data-role="live"></div>
 <p class="fs-error" data-role="error" role="alert" hidden></p>
 <p class="fs-status" data-role="status" role="status">Choose, paste or take a photo of a face.</p>
 <ul class="fs-progress" data-role="progress"></ul>
@@ -64,6 +64,18 @@ class ParseView {
     this.isolated = null;
     root.innerHTML = TEMPLATE;
     this.el = Object.fromEntries([...root.querySelectorAll('[data-role]')].map((e) => [e.dataset.role, e]));
+    // Recolour (static/js/recolour-panel.js) and live mode (static/js/live.js) own their controls.
+    this.recolour = new RecolourPanel(this.el.recolour, {
+      onChange: () => this.render(),
+      source: () => (this.live.running ? { canvas: this.live.canvas, name: 'camera' }
+        : this.result ? { canvas: this.el.canvas, name: this.image.name.replace(/\.[^.]+$/, '') } : null),
+      onError: (message) => this.showError(message),
+    });
+    this.live = new LiveMode(this.el.live, config, {
+      labels: () => this.labels, opacity: () => Number(this.el.opacity.value), backend: () => this.el.backend.value,
+      dtype: () => this.el.dtype.value, recolour: this.recolour, onSnapshot: (file) => this.handleFile(file),
+      onError: (message) => this.showError(message),
+    });
     this.setState('idle');
   }
 
@@ -75,7 +87,9 @@ class ParseView {
     try {
       const response = await fetch(this.config.labelsUrl);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      this.labels = (await response.json()).labels;
+      const table = await response.json();
+      this.labels = table.labels;
+      this.recolour.setGroups(table.groups);
     } catch (err) {
       this.showError(`Could not load the label table ${this.config.labelsUrl} (${err.message}): run scripts/setup.sh.`);
     }
@@ -95,9 +109,7 @@ class ParseView {
       const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith('image/'));
       if (file) { event.preventDefault(); this.handleFile(file); }
     });
-    el.camera.addEventListener('click', () => this.openCamera());
-    el['camera-close'].addEventListener('click', () => this.closeCamera());
-    el.snap.addEventListener('click', () => this.snapCamera());
+    el.camera.addEventListener('click', () => { this.showError(''); this.live.start(); });
     el.backend.addEventListener('change', () => this.image && this.requestParse());
     el.dtype.addEventListener('change', () => this.image && this.requestParse());
     el.opacity.addEventListener('input', () => this.render());
@@ -141,32 +153,6 @@ class ParseView {
     canvas.height = image.height;
     canvas.getContext('2d').drawImage(image.bitmap, 0, 0);
     await this.requestParse();
-  }
-
-  async openCamera() {
-    this.showError('');
-    try {
-      this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'user' } });
-      this.el.video.srcObject = this.stream;
-      this.el['camera-box'].hidden = false;
-    } catch (err) {
-      this.showError(`The camera is not available (${err.message || err.name}): upload or paste a photo instead.`);
-    }
-  }
-
-  closeCamera() {
-    this.stream?.getTracks().forEach((t) => t.stop());
-    this.stream = null;
-    this.el['camera-box'].hidden = true;
-  }
-
-  async snapCamera() {
-    const { video } = this.el;
-    const canvas = new OffscreenCanvas(video.videoWidth, video.videoHeight);
-    canvas.getContext('2d').drawImage(video, 0, 0);
-    const blob = await canvas.convertToBlob({ type: 'image/png' });
-    this.closeCamera();
-    await this.handleFile(new File([blob], 'camera.png', { type: 'image/png' }));
   }
 
   // 2. Parse ------------------------------------------------------------------------------------------
@@ -258,7 +244,10 @@ class ParseView {
   async parseServer(image, reason) {
     const dtype = this.el.dtype.value;
     this.setStatus(`Parsing on the server (${reason})…`);
-    const out = await parseOnServer(image.file, dtype, this.config.apiName);
+    const out = await parseOnServer(image.file, dtype, this.config.api.parse, (event) => {
+      const line = describeEvent(event, 'parsing');
+      if (line) this.setStatus(`${line} (${reason})`);
+    });
     return {
       labels: out.labels, width: out.width, height: out.height, backend: 'server', dtype,
       timings: out.timings,
@@ -319,7 +308,8 @@ class ParseView {
     if (!this.result) return;
     const { width, height, labels } = this.result;
     const t0 = performance.now();
-    const image = overlayImage({
+    const recoloured = this.recolour.apply(this.image.rgba, labels, width, height);
+    const image = recoloured ? new ImageData(recoloured, width, height) : overlayImage({
       rgba: this.image.rgba, labels, width, height, palette: this.labels.map((l) => l.color),
       opacity: Number(this.el.opacity.value), visible: this.visible, isolated: this.isolated,
     });

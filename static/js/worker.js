@@ -4,9 +4,10 @@
 //   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize}
 //                  parse {id, rgba: ArrayBuffer, width, height}
 //   worker → page  progress {...transformers.js progress event}   status {phase}
-//                  ready {device, dtype, numThreads, isolated, loadMs, warmupMs}
-//                  result {id, labels: ArrayBuffer, width, height, timings, boundaryPixels}
+//                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs}
+//                  result {id, modelId, labels: ArrayBuffer, width, height, timings, boundaryPixels}
 //                  error {id?, stage, message}
+// One worker per model: the Parse view's main parser and live mode's parser (static/js/live.js) each own one.
 import { AutoModel, Tensor, env } from '../vendor/transformers.min.js';
 import { INPUT_SIZE, logitsToLabels, toPixelValues } from './segment.js';
 
@@ -47,10 +48,10 @@ async function load(options) {
   const dummy = new Tensor('float32', new Float32Array(3 * size * size), [1, 3, size, size]);
   await model({ pixel_values: dummy });
   const t2 = performance.now();
-  parser = { model, device: options.device, dtype: options.dtype, size };
+  parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId };
   post('ready', {
-    device: options.device, dtype: options.dtype, numThreads, isolated: self.crossOriginIsolated,
-    loadMs: t1 - t0, warmupMs: t2 - t1,
+    modelId: options.modelId, inputSize: size, device: options.device, dtype: options.dtype, numThreads,
+    isolated: self.crossOriginIsolated, loadMs: t1 - t0, warmupMs: t2 - t1,
   });
 }
 
@@ -66,7 +67,7 @@ async function parse({ id, rgba, width, height }) {
   const { labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width);
   const t3 = performance.now();
   post('result', {
-    id, labels: labels.buffer, width, height, boundaryPixels: exact,
+    id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact,
     timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 },
   }, [labels.buffer]);
 }

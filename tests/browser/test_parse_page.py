@@ -120,6 +120,9 @@ def test_server_by_choice(parse_page, samples) -> None:
     assert page.root.get_attribute("data-backend") == "server"
     assert "you chose the server" in page.text("status") and "fp32" in page.text("status")
     assert not any("/onnx/" in r.url for r in page.requests)  # the browser never loaded a model
+    # Through the one API client: Gradio's queue (position and progress), not the plain /call/ route.
+    assert any(r.url.endswith("/gradio_api/queue/join") for r in page.requests)
+    assert not any("/gradio_api/call/" in r.url for r in page.requests)
 
 
 def test_bad_inputs_get_clear_messages_and_the_page_keeps_working(parse_page, samples) -> None:

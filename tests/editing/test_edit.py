@@ -55,6 +55,8 @@ def test_class_names_go_through_the_label_table() -> None:
     assert ids == [11, 12, 14] and np.array_equal(mask, np.isin(labels, [11, 12, 14]))
     with pytest.raises(MaskError, match="unknown region name.*'beard'"):
         regions_to_mask(labels, "hair,beard")
+    with pytest.raises(MaskError, match="unknown region name.*'²'"):  # isdigit() but not int(): same message
+        regions_to_mask(labels, "²")
 
 
 def test_grow_shrink_and_feather() -> None:
@@ -143,3 +145,93 @@ def test_cli_edit(tiny_sd3_dir: Path, tiny_export_dir: Path, tmp_path: Path) -> 
     bad = subprocess.run(cmd[:5] + ["--regions", "beard", "--prompt", "x", "--out", str(out)] + cmd[11:],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "unknown region name(s): 'beard'" in bad.stderr
+
+
+def test_restyle_runs_at_the_photos_working_size(edit_service) -> None:
+    """A 2:1 photo is restyled at its own aspect (not the pipeline's default square), as the record says."""
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut()).resize((128, 64))
+    work = working_size(*photo.size)
+    assert work == (512, 256)
+    decoded: list[tuple[int, int]] = []  # (width, height) of every image the VAE decoded
+    vae = edit_service.img2img_pipeline().vae
+    hook = vae.decoder.register_forward_hook(lambda _m, _i, out: decoded.append((out.shape[-1], out.shape[-2])))
+    try:
+        result = restyle_image(edit_service, photo, EditRequest(prompt="oil painting", strength=0.5, **FAST))
+    finally:
+        hook.remove()
+    assert decoded == [work], f"the pipeline ran at {decoded}, the photo's working size is {work}"
+    assert result.record["working_size"] == list(work) and result.image.size == photo.size
+    assert "Size: 512x256" in Image.open(result.path).text[PNG_TEXT_KEY]
+
+
+def test_big_masks_are_grown_and_feathered_at_the_working_size(monkeypatch) -> None:
+    """grow 128 on a 12 MP mask runs on ≤ 1 MP arrays (its cost no longer grows with the photo)."""
+    from webapp.editing import masks
+
+    seen: list[tuple[int, ...]] = []
+    for name in ("grow", "feather"):
+        real = getattr(masks, name)
+        monkeypatch.setattr(masks, name, lambda m, px, _real=real: seen.append(m.shape) or _real(m, px))
+    selected = np.zeros((3000, 4000), dtype=bool)
+    selected[1000:2000, 1500:2500] = True
+    selected[100, 100] = True  # one stray pixel: still regenerated, never lost by the downscale
+    work = working_size(4000, 3000)
+    prepared = masks.prepare(selected, 128, 64, work)
+    assert seen and all(shape == (work[1], work[0]) for shape in seen), seen
+    assert prepared.grown.shape == prepared.alpha.shape == selected.shape
+    assert prepared.work_mask.size == work
+    assert (prepared.alpha[selected] == 255).all() and prepared.grown[selected].all()
+    # Grown by ~128 px of the photo (to within one working pixel, ~4 px here), then feathered outward only.
+    assert prepared.grown[1000, 1500 - 120] and not prepared.grown[1000, 1500 - 140]
+    assert prepared.alpha[1500, 2500 + 120] > 0 and prepared.alpha[1500, 2500 + 300] == 0
+    assert prepared.alpha[2900, 3900] == 0
+
+
+def test_mask_preparation_runs_off_the_gpu_lock(edit_service, portrait, hair_labels, monkeypatch) -> None:
+    """Grow / feather happen before the SD run takes the lock: a generate waiting for it is not held up."""
+    import threading
+
+    from webapp.editing import service as edit_service_module
+
+    lock = edit_service.owner.lock
+    free: list[bool] = []
+
+    def probe() -> None:  # from another thread: the lock is an RLock, so the caller's own thread can't tell
+        got = lock.acquire(blocking=False)
+        free.append(got)
+        if got:
+            lock.release()
+
+    def observed(*args, **kwargs):
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join()
+        return real(*args, **kwargs)
+
+    real = edit_service_module.prepare
+    monkeypatch.setattr(edit_service_module, "prepare", observed)
+    edit_image(edit_service, portrait, EditRequest(prompt="red hair", grow=20, feather=10, **FAST),
+               regions="hair", labels=hair_labels)
+    assert free == [True]
+
+
+def test_the_page_gets_the_same_fields_the_api_checks(edit_settings) -> None:
+    from webapp.editing.fields import INPAINT, RESTYLE, FieldError, edit_fields
+    from webapp.generation import presets as P
+    from webapp.views.edit import edit_config
+
+    config = edit_config(edit_settings)
+    fields = edit_fields()
+    for api, names in (("inpaint", INPAINT), ("restyle", RESTYLE)):
+        served = config["api"][api]
+        assert served["api"] == api and [f["name"] for f in served["fields"]] == list(names)
+        for f in served["fields"]:
+            assert f == fields[f["name"]].as_json()
+    guidance = next(f for f in config["api"]["inpaint"]["fields"] if f["name"] == "guidance")
+    assert guidance["maximum"] == P.MAX_GUIDANCE == 30  # the page's limit is Python's, not a JS literal
+    assert config["maxCoverage"] == 0.995
+    with pytest.raises(FieldError, match="guidance must be between 0 and 30, got 30.5"):
+        fields["guidance"].check(30.5)
+    assert fields["grow"].check("-3") == -3 and fields["regions"].check(" hair, lips ") == ["hair", "lips"]

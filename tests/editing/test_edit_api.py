@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.bad_input import BadInput
+from tests.editing.bad_inputs import BAD_INPUTS, INPAINT
+from webapp.editing.fields import INPAINT as INPAINT_FIELDS
+from webapp.editing.fields import RESTYLE as RESTYLE_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -50,30 +56,69 @@ def test_inpaint_api_keeps_outside_pixels(client, files) -> None:
     assert json.loads(Image.open(png).text["face-studio"])["edit"]["seed"] == 3
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("small", "the mask is 10×10 but the image is 200×152"),
-    ("empty", "the mask is empty"),
-    ("unknown", "unknown region name(s): 'beard'"),
-    ("not_image", "is not an image we can read"),
-    ("strength", "strength must be between 0.05 and 1"),
-])
-def test_inpaint_api_errors_then_still_serves(client, files, case: str, expected: str) -> None:
+def _good_call(files: dict[str, Path], surface: str) -> tuple[str, dict]:
+    """A call of ``surface``'s API that succeeds, as (api name, keyword values)."""
+    if surface == INPAINT:
+        return "/inpaint", {"image": files["photo"], "mask": files["mask"], "regions": "", "prompt": "red hair",
+                            "negative": "", "strength": 0.85, "steps": 3, "guidance": 4.5, "seed": 3, "grow": 0,
+                            "feather": 0, "mask_regions": "hair"}
+    return "/restyle", {"image": files["photo"], "prompt": "watercolour", "negative": "", "strength": 0.5,
+                        "steps": 4, "guidance": 4.5, "seed": 9}
+
+
+def _raw_call(url: str, api: str, args: list) -> str:
+    """The API over plain HTTP, as a page or curl sends it (gradio_client refuses to send NaN): the error."""
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    data = []
+    for value in args:
+        if isinstance(value, Path):
+            with value.open("rb") as handle:
+                [path] = httpx.post(f"{base}/upload", files={"files": (value.name, handle)}).json()
+            value = {"path": path, "orig_name": value.name, "meta": {"_type": "gradio.FileData"}}
+        data.append(value)
+    body = json.dumps({"data": data})  # allow_nan: NaN goes out as the JavaScript literal
+    event = httpx.post(f"{base}/call{api}", content=body, headers={"Content-Type": "application/json"}).json()
+    stream = httpx.get(f"{base}/call{api}/{event['event_id']}", timeout=120).text
+    assert "event: error" in stream, stream
+    return stream
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.id)
+def test_api_bad_inputs_name_the_field_then_still_serve(edit_server, client, files, case: BadInput) -> None:
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    args = {"small": dict(mask=files["small"]), "empty": dict(mask=files["empty"]),
-            "unknown": dict(regions="hair,beard"), "not_image": dict(image=files["text"], mask=files["mask"]),
-            "strength": dict(mask=files["mask"], strength=0)}[case]
-    image = args.pop("image", files["photo"])
-    with pytest.raises(AppError) as info:
-        _inpaint(client, image, **args)
-    assert expected in str(info.value)
+    api, values = _good_call(files, case.surface)
+    values.update({k: files[v] if k in ("image", "mask") else v for k, v in case.kwargs.items()})
+    order = INPAINT_FIELDS if api == "/inpaint" else RESTYLE_FIELDS
+    if any(isinstance(v, float) and not math.isfinite(v) for v in case.kwargs.values()):
+        message = _raw_call(edit_server.url, api, [values[n] for n in order])
+    else:
+        with pytest.raises(AppError) as info:
+            client.predict(*[handle_file(str(values[n])) if n in ("image", "mask") else values[n] for n in order],
+                           api_name=api)
+        message = str(info.value)
+    assert case.expect in message
+    assert "index" not in message and "int()" not in message
     png, _, _ = _inpaint(client, files["photo"], files["mask"])  # the server keeps serving
     assert Image.open(png).size == (200, 152)
 
 
-def test_restyle_api(client, files) -> None:
+def test_restyle_api_keeps_the_photos_aspect(client, files) -> None:
     from gradio_client import handle_file
 
     png, _, record = client.predict(handle_file(str(files["photo"])), "watercolour", "", 0.5, 4, 4.5, 9,
                                     api_name="/restyle")
     assert record["mode"] == "restyle" and Image.open(png).size == (200, 152)
+    assert record["working_size"] == [336, 256]
+
+
+def test_api_keywords_are_the_field_names(client, files) -> None:
+    """gradio_client users call by the same names the page's payload uses."""
+    from gradio_client import handle_file
+
+    png, _, record = client.predict(image=handle_file(str(files["photo"])), prompt="watercolour", negative="",
+                                    strength=0.5, steps=2, seed=4, api_name="/restyle")
+    assert record["steps"] == 2 and record["seed"] == 4 and Image.open(png).size == (200, 152)

@@ -73,6 +73,12 @@ def test_one_upload_with_image_and_mask_only_after_confirming(edit_server, edit_
     assert [r.url.rsplit("/", 2)[-2:] for r in others] == [["queue", "join"]]
     join = json.loads(others[0].post_data_buffer)
     files = [d for d in join["data"] if isinstance(d, dict)]
+    # The page's named payload reached Gradio in the order of the fields the server serves.
+    from webapp.editing.fields import DEFAULT_FEATHER, DEFAULT_GROW, INPAINT
+
+    sent = dict(zip(INPAINT, join["data"], strict=True))
+    assert (sent["steps"], sent["seed"], sent["grow"], sent["feather"]) == (2, 7, DEFAULT_GROW, DEFAULT_FEATHER)
+    assert sent["prompt"] == "short red curly hair" and sent["regions"] == "" and sent["mask_regions"] == chosen
     assert len(files) == 2 and image_bytes[:64] not in others[0].post_data_buffer
     # The one upload carried both: the photo, byte for byte, and a mask of its size.
     received = [Path(f["path"]) for f in files]

@@ -19,7 +19,7 @@ def tiny_sd3_dir(tmp_path_factory) -> Path:
     return build_tiny_sd3(tmp_path_factory.mktemp("tiny-sd3") / "model")
 
 
-def build_tiny_lora(sd3_dir: Path, out: Path, seed: int = 0) -> Path:
+def build_tiny_lora(sd3_dir: Path, out: Path, seed: int = 0, name: str = "tiny_style") -> Path:
     """A LoRA on the tiny transformer's attention projections, made with peft with non-zero weights
     (``init_lora_weights=False``, so it changes the output), saved as diffusers saves LoRAs."""
     import torch
@@ -33,8 +33,8 @@ def build_tiny_lora(sd3_dir: Path, out: Path, seed: int = 0) -> Path:
                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     layers = get_peft_model_state_dict(transformer)
     StableDiffusion3Pipeline.save_lora_weights(out, transformer_lora_layers=layers,
-                                               weight_name="tiny_style.safetensors")
-    return out / "tiny_style.safetensors"
+                                               weight_name=f"{name}.safetensors")
+    return out / f"{name}.safetensors"
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +54,10 @@ def start_server(**overrides):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_sd3_dir, tmp_path_factory):
-    """``face-studio serve --sd-model <tiny folder> --device cpu``."""
+def server(tiny_sd3_dir, tiny_lora, tmp_path_factory):
+    """``face-studio serve --sd-model <tiny folder> --device cpu --lora <tiny LoRA>`` (offered, off by default)."""
     handle = start_server(sd_model=str(tiny_sd3_dir), device="cpu", parser_dir=tmp_path_factory.mktemp("no-parser"),
-                          output_dir=tmp_path_factory.mktemp("generated"))
+                          output_dir=tmp_path_factory.mktemp("generated"), loras=[(str(tiny_lora), 1.0)])
     yield handle
     handle.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -11,6 +12,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from tests.generation.bad_inputs import BAD_INPUTS
 from tests.generation.conftest import start_server
 from webapp.generation.params import PNG_JSON_KEY, PNG_TEXT_KEY
 from webapp.generation.pipeline import NO_GPU_MESSAGE
@@ -20,9 +22,12 @@ GOOD = dict(prompt="a portrait photo, soft light", negative_prompt="", preset="C
             width=64, height=64, seed=11, num_images=1, max_sequence_length=77)
 
 
-def generate(client: Client, **changes):
-    args = {**GOOD, **changes}
-    return client.predict(*args.values(), api_name="/generate")
+def generate(client: Client, lora: str | None = None, lora_scale: float | None = None, **changes):
+    """The 10 original parameters positionally (as older clients send them); the LoRA pair only when given."""
+    args = list({**GOOD, **changes}.values())
+    if lora is not None:
+        args += [lora, lora_scale]
+    return client.predict(*args, api_name="/generate")
 
 
 def pixels(path: str) -> np.ndarray:
@@ -84,64 +89,49 @@ def test_read_parameters_refuses_a_png_without_parameters(client, tmp_path):
         client.predict(handle_file(str(plain)), api_name="/read_parameters")
 
 
-def test_lora_changes_the_output_and_unloading_restores_it(client, tiny_lora):
-    base, _, _ = generate(client, seed=5)
-    try:
-        table, _ = client.predict(str(tiny_lora), 1.0, api_name="/lora_load")
-        assert [row["name"] for row in table] == ["tiny_style"]
-        styled, _, parameters = generate(client, seed=5)
-        assert "LoRA: \"tiny_style: 1\"" in parameters
-        assert not np.array_equal(pixels(base[0]["image"]), pixels(styled[0]["image"]))
-    finally:
-        table, _ = client.predict("(all)", api_name="/lora_unload")
-    assert table == []
-    restored, _, _ = generate(client, seed=5)
-    assert np.array_equal(pixels(base[0]["image"]), pixels(restored[0]["image"]))
+def test_no_endpoint_takes_a_server_path_for_a_lora(client, tiny_lora):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert not {"/lora_load", "/lora_unload"} & set(endpoints)
+    generate_params = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
+    assert generate_params[-2:] == ["lora", "lora_scale"]  # a name from a list, and a number
+    lora = endpoints["/generate"]["parameters"][-2]
+    assert lora["component"] == "Dropdown" and lora["parameter_default"] == "(none)"
+    with pytest.raises(ValueError, match="Cannot find a function with `api_name`: /lora_load"):
+        client.predict(str(tiny_lora), 1.0, api_name="/lora_load")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("/no/such/style.safetensors", "not an existing file, and not a hub id"),
-    ("not a lora", "not an existing file, and not a hub id"),
-])
-def test_lora_bad_sources_are_refused(client, spec, message):
-    with pytest.raises(AppError, match=message):
-        client.predict(spec, 1.0, api_name="/lora_load")
+def test_the_page_offers_lora_names_and_never_their_paths(server, tiny_lora):
+    import httpx
+
+    config = httpx.get(server.url + "config", timeout=30).json()
+    dropdown = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "generate-lora")
+    assert [choice[0] for choice in dropdown["props"]["choices"]] == ["(none)", "tiny_style"]
+    assert str(tiny_lora.parent) not in json.dumps(config)
 
 
-def test_lora_that_does_not_fit_the_model_is_refused_cleanly(client, tmp_path):
-    import torch
-    from safetensors.torch import save_file
-
-    bogus = tmp_path / "bogus.safetensors"
-    save_file({"transformer.nothing_here.lora_A.weight": torch.zeros(4, 4)}, str(bogus))
-    with pytest.raises(AppError, match="could not load the LoRA"):
-        client.predict(str(bogus), 1.0, api_name="/lora_load")
-    table, _ = client.predict("(all)", api_name="/lora_unload")
-    assert table == []
-    generate(client)  # still serving, nothing half-loaded
-
-
-BAD_INPUTS = [
-    (dict(width=1000), "width must be a multiple of 16, got 1000: use 992 or 1008"),
-    (dict(height=72), "height must be a multiple of 16"),
-    (dict(steps=0), "steps must be between 1 and 150, got 0"),
-    (dict(steps=10_000), "steps must be between 1 and 150, got 10000"),
-    (dict(prompt="x" * 20_000), "prompt is 20,000 characters, over the limit of 4,000"),
-    (dict(prompt="   "), "the prompt is empty"),
-    (dict(preset="SDXL"), "unknown preset 'SDXL': choose one of Large, Large Turbo, Medium, Custom"),
-    (dict(preset="Large", width=2048, height=2048), "Large works between 0.25 and 1 MP"),
-    (dict(guidance=-1), "guidance must be between 0 and 30"),
-    (dict(seed=2**40), "seed must be -1 (random) or between 0 and 4294967295"),
-    (dict(num_images=0), "images per run must be between 1 and 8"),
-    (dict(max_sequence_length=1000), "T5 max sequence length must be one of 77, 128, 256, 512"),
-]
+def test_one_clients_lora_never_changes_another_clients_image(server):
+    a, b = Client(server.url, verbose=False), Client(server.url, verbose=False)
+    base = pixels(generate(b, seed=5)[0][0]["image"])
+    # A and B ask at the same time, twice each, with the same seed; only A names the LoRA
+    jobs = [(who, c.submit(*{**GOOD, "seed": 5}.values(), *lora, api_name="/generate"))
+            for _ in range(2) for who, c, lora in (("A", a, ("tiny_style", 1.0)), ("B", b, ("(none)", None)))]
+    results = {"A": [], "B": []}
+    for who, job in jobs:
+        images, _, parameters = job.result(timeout=300)
+        results[who].append((pixels(images[0]["image"]), parameters))
+    for image, parameters in results["B"]:
+        assert np.array_equal(image, base) and "LoRA" not in parameters
+    for image, parameters in results["A"]:
+        assert not np.array_equal(image, base) and 'LoRA: "tiny_style: 1"' in parameters
+    assert np.array_equal(results["A"][0][0], results["A"][1][0])
 
 
-@pytest.mark.parametrize("changes, message", BAD_INPUTS, ids=[m.split(",")[0][:40] for _, m in BAD_INPUTS])
-def test_bad_inputs_are_clear_errors_and_the_server_keeps_serving(client, changes, message):
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c.tried for c in BAD_INPUTS])
+def test_bad_inputs_are_clear_errors_and_the_server_keeps_serving(client, tiny_lora, case):
     with pytest.raises(AppError) as err:
-        generate(client, **changes)
-    assert message in str(err.value)
+        generate(client, **case.kwargs)
+    assert case.expect in str(err.value)
+    assert str(tiny_lora.parent) not in str(err.value).replace(str(case.kwargs.get("lora")), "")
     images, _, _ = generate(client)  # the next request is served
     assert Image.open(images[0]["image"]).size == (64, 64)
 
@@ -185,7 +175,7 @@ def test_missing_model_folder_is_a_clear_error_and_the_server_keeps_serving(tmp_
         for _ in range(2):  # asked twice: the same clear answer, the server still up
             with pytest.raises(AppError, match=f"model folder {missing} does not exist"):
                 generate(client)
-        assert client.predict("   ", api_name="/lora_unload")[0] == []  # other endpoints still answer
+        assert client.predict(api_name="/cancel") == ()  # other endpoints still answer
     finally:
         handle.close()
 
@@ -216,8 +206,6 @@ def test_without_gpu_generate_is_refused_and_the_view_says_so(tiny_sd3_dir, tmp_
         with pytest.raises(AppError) as err:
             generate(client)
         assert str(err.value).strip() == NO_GPU_MESSAGE
-        with pytest.raises(AppError, match="needs a CUDA GPU"):
-            client.predict(str(tiny_sd3_dir), 1.0, api_name="/lora_load")
         config = httpx.get(handle.url + "config", timeout=30).json()
         texts = [c.get("props", {}).get("value") for c in config["components"]]
         assert any(isinstance(t, str) and "Generation is off on this server" in t and "--device cpu" in t

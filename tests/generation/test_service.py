@@ -1,9 +1,12 @@
-"""The pipeline owner and service on the tiny SD3 folder: memory modes, start-up LoRAs, sharing the loaded
-modules with the Edit feature's pipelines, cancel, and the load errors a user can hit."""
+"""The pipeline owner and service on the tiny SD3 folder: memory modes, the operator's allowed LoRAs picked
+per request, sharing the loaded modules with the Edit feature's pipelines, cancel, and the load errors a user
+can hit."""
 
 from __future__ import annotations
 
+import itertools
 import threading
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -11,6 +14,9 @@ import pytest
 from PIL import Image
 
 from face_studio.errors import UserError
+from tests.generation.bad_inputs import SERVE_BAD_INPUTS
+from tests.generation.conftest import build_tiny_lora
+from webapp.generation.loras import LoraCatalog, locate
 from webapp.generation.params import validate
 from webapp.generation.pipeline import (
     NO_GPU_MESSAGE,
@@ -91,35 +97,67 @@ def test_no_device_means_cuda_or_the_no_gpu_message():
     assert resolve_device("cpu") == ("cpu", None)
 
 
-def test_startup_loras_load_with_the_model(tiny_sd3_dir, tiny_lora, tmp_path):
-    plain = service_for(tiny_sd3_dir, tmp_path / "a")
-    styled = service_for(tiny_sd3_dir, tmp_path / "b", loras=[(str(tiny_lora), 0.5)])
-    assert [(lo.name, lo.scale) for lo in styled.loras] == []  # lazily: nothing yet
-    result = styled.generate(validate(**SMALL))
-    assert [(lo.name, lo.scale) for lo in styled.loras] == [("tiny_style", 0.5)]
-    assert result.images[0].parameters.loras == [("tiny_style", 0.5)]
-    assert not np.array_equal(first_pixels(plain.generate(validate(**SMALL))), first_pixels(result))
+def test_an_allowed_lora_applies_only_to_the_requests_that_name_it(tiny_sd3_dir, tiny_lora, tmp_path):
+    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 0.5)])
+    assert service.lora_names == ["tiny_style"]
+    plain = first_pixels(service.generate(validate(**SMALL)))
+    styled = service.generate(replace(validate(**SMALL), loras=(("tiny_style", 0.5),)))
+    assert styled.images[0].parameters.loras == [("tiny_style", 0.5)]
+    assert not np.array_equal(first_pixels(styled), plain)
+    # the next request without a LoRA gets the base model again, bit for bit
+    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), plain)
+    assert np.array_equal(first_pixels(service.generate(replace(validate(**SMALL), loras=(("tiny_style", 0.5),)))),
+                          first_pixels(styled))
 
 
-def test_two_loras_get_distinct_names_and_unload_one_by_one(tiny_sd3_dir, tiny_lora, tmp_path):
-    service = service_for(tiny_sd3_dir, tmp_path)
-    base = first_pixels(service.generate(validate(**SMALL)))
-    service.load_lora(str(tiny_lora), 1.0)
-    service.load_lora(str(tiny_lora), -1.0)
-    assert [lo.name for lo in service.loras] == ["tiny_style", "tiny_style_2"]
-    with pytest.raises(UserError, match="no LoRA named 'nope' is loaded"):
-        service.unload_lora("nope")
-    left = service.unload_lora("tiny_style_2")
-    assert [lo.name for lo in left] == ["tiny_style"]
-    assert not np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
-    service.unload_lora()
-    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+def test_lora_dir_offers_every_file_by_name_with_per_request_scales(tiny_sd3_dir, tmp_path):
+    folder = tmp_path / "loras"
+    build_tiny_lora(tiny_sd3_dir, folder, seed=1, name="ink")
+    build_tiny_lora(tiny_sd3_dir, folder, seed=2, name="watercolour v2")
+    service = service_for(tiny_sd3_dir, tmp_path, lora_dirs=[folder])
+    assert service.lora_names == ["ink", "watercolour_v2"]
+
+    def make(lora=None, scale=None):
+        return first_pixels(service.generate_from_inputs(**SMALL, lora=lora, lora_scale=scale))
+
+    base, ink, water, ink_neg = make(), make("ink"), make("watercolour_v2"), make("ink", -1)
+    for a, b in itertools.combinations((base, ink, water, ink_neg), 2):
+        assert not np.array_equal(a, b)
+    assert np.array_equal(make("(none)"), base) and np.array_equal(make("ink", 1.0), ink)
 
 
-@pytest.mark.parametrize("scale, message", [("big", "must be a number"), (float("inf"), "between -10 and 10")])
+def test_unknown_lora_name_lists_the_allowed_names_and_no_path(tiny_sd3_dir, tiny_lora, tmp_path):
+    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 1.0)])
+    for asked in ("/etc/passwd", str(tiny_lora), "../tiny_style", "nope"):
+        with pytest.raises(UserError) as err:
+            service.generate_from_inputs(**SMALL, lora=asked)
+        message = str(err.value)
+        assert message == f"no LoRA named {asked!r}; choose one of: tiny_style."
+        assert str(tiny_lora.parent) not in message.replace(asked, "")
+    bare = service_for(tiny_sd3_dir, tmp_path / "bare")
+    with pytest.raises(UserError, match="this server allows none"):
+        bare.generate_from_inputs(**SMALL, lora="tiny_style")
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("scale, message", [("big", "must be a number"), (float("inf"), "between -10 and 10"),
+                                            (True, "must be a number")])
 def test_lora_scale_is_checked(tiny_sd3_dir, tiny_lora, tmp_path, scale, message):
+    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 1.0)])
     with pytest.raises(UserError, match=message):
-        service_for(tiny_sd3_dir, tmp_path).load_lora(str(tiny_lora), scale)
+        service.generate_from_inputs(**SMALL, lora="tiny_style", lora_scale=scale)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: dict(specs=[(str(d / "missing.safetensors"), 1.0)]), "not an existing file, and not a hub id"),
+    (lambda d: dict(specs=[(str(d / "notes.txt"), 1.0)]), "notes.txt is not .safetensors"),
+    (lambda d: dict(dirs=[d / "nowhere"]), "not an existing folder"),
+    (lambda d: dict(dirs=[d]), "holds no .safetensors files"),
+])
+def test_operator_lora_options_are_checked_at_start(tmp_path, make, message):
+    (tmp_path / "notes.txt").write_text("not a LoRA")
+    with pytest.raises(UserError, match=message):
+        LoraCatalog.from_options(**make(tmp_path))
 
 
 def test_edit_pipelines_share_the_loaded_modules(tiny_sd3_dir, tmp_path):
@@ -212,17 +250,16 @@ def test_lora_in_fp8_mode_runs_in_the_compute_dtype_with_its_exact_weights(tiny_
     import torch
     from safetensors.torch import load_file
 
-    service = service_for(tiny_sd3_dir, tmp_path, memory_mode="fp8")
+    service = service_for(tiny_sd3_dir, tmp_path, memory_mode="fp8", loras=[(str(tiny_lora), 1.0)])
     base = first_pixels(service.generate(validate(**SMALL)))
-    service.load_lora(str(tiny_lora), 1.0)
+    styled = first_pixels(service.generate_from_inputs(**SMALL, lora="tiny_style"))
     transformer = service.owner.get().transformer
     saved = load_file(str(tiny_lora))
     key = next(k for k in saved if k.endswith("transformer_blocks.0.attn.to_q.lora_A.weight"))
     loaded = transformer.transformer_blocks[0].attn.to_q.lora_A["tiny_style"].weight
     assert loaded.dtype == torch.float32  # the compute dtype on CPU, not float8
     assert torch.equal(loaded, saved[key].to(loaded.dtype))  # not rounded through float8
-    assert not np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
-    service.unload_lora()
+    assert not np.array_equal(styled, base)
     assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
 
 
@@ -231,14 +268,42 @@ def test_lora_in_fp8_mode_runs_in_the_compute_dtype_with_its_exact_weights(tiny_
     ("someone/sd35-ink-lora", ("someone/sd35-ink-lora", None)),
 ])
 def test_lora_hub_specs_split_into_id_and_weight_name(spec, expected):
-    assert PipelineOwner._lora_location(spec) == expected
+    assert locate(spec) == expected
 
 
-def test_lora_from_the_hub_offline_says_what_to_do(tiny_sd3_dir, tmp_path, monkeypatch):
+def test_an_allowed_hub_lora_that_cannot_download_names_no_source(tiny_sd3_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    service = service_for(tiny_sd3_dir, tmp_path)
-    with pytest.raises(UserError, match="could not download someone/sd35-ink-lora.*local .safetensors copy"):
-        service.load_lora("someone/sd35-ink-lora:ink.safetensors", 1.0)
-    assert service.loras == []
-    assert len(service.generate(validate(**SMALL)).images) == 1
+    service = service_for(tiny_sd3_dir, tmp_path, loras=[("someone/sd35-ink-lora:ink.safetensors", 1.0)])
+    assert service.lora_names == ["ink"]
+    with pytest.raises(UserError) as err:
+        service.generate_from_inputs(**SMALL, lora="ink")
+    assert str(err.value).startswith("the LoRA 'ink' could not be loaded on this server (the server log says why)")
+    assert "someone" not in str(err.value)
+    assert "someone/sd35-ink-lora" in caplog.text  # the operator finds the cause in the log
+    assert len(service.generate(validate(**SMALL)).images) == 1  # nothing half-loaded
+
+
+@pytest.mark.parametrize("case", SERVE_BAD_INPUTS, ids=[c.tried for c in SERVE_BAD_INPUTS])
+def test_serve_refuses_a_bad_lora_option_in_one_line(case, capsys):
+    from webapp.cli import main
+
+    assert main(["serve", "--port", "0", *case.args]) == case.exit_code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {case.expect}") and "\n" not in err
+
+
+def test_an_offered_file_that_is_no_lora_for_this_model_is_refused_and_leaves_nothing(tiny_sd3_dir, tiny_lora,
+                                                                                      tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    bogus = tmp_path / "bogus.safetensors"
+    save_file({"transformer.nothing_here.lora_A.weight": torch.zeros(4, 4)}, str(bogus))
+    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(bogus), 1.0), (str(tiny_lora), 1.0)])
+    base = first_pixels(service.generate(validate(**SMALL)))
+    with pytest.raises(UserError, match="the LoRA 'bogus' could not be loaded on this server") as err:
+        service.generate_from_inputs(**SMALL, lora="bogus")
+    assert str(tmp_path) not in str(err.value)
+    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+    assert not np.array_equal(first_pixels(service.generate_from_inputs(**SMALL, lora="tiny_style")), base)

@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restyle", action="store_true", help="Img2Img over the whole image instead of a mask")
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help=f"0.05–1 (default {DEFAULT_STRENGTH})")
-    p.add_argument("--steps", type=int, default=28)
-    p.add_argument("--guidance", type=float, default=4.5)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's preset (Large Turbo 4, Large 28, …)")
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's preset (Large Turbo 0, …)")
     p.add_argument("--seed", type=int, default=-1, help="-1 = random (the seed used is printed and recorded)")
     p.add_argument("--grow", type=int, default=DEFAULT_GROW, help=f"px, ±{MAX_GROW}; negative shrinks")
     p.add_argument("--feather", type=int, default=DEFAULT_FEATHER, help=f"px, 0–{MAX_FEATHER}")
@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from face_studio.atomic import save_image
     from face_studio.errors import UserError  # the CLI prints it and exits 2
     from face_studio.images import load_image
     from webapp.editing.service import EditRequest, edit_image, restyle_image
@@ -54,10 +55,11 @@ def run(args: argparse.Namespace) -> int:
                         "give a .png path.")
     photo = load_image(args.image, what="image")
     mask = load_image(args.mask, what="mask") if args.mask else None
+    service = get_service(settings)
+    loras = tuple((name, service.owner.catalog.get(name).scale) for name in service.lora_names)  # every --lora
     req = EditRequest(prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
                       steps=args.steps, guidance=args.guidance, seed=args.seed, grow=args.grow,
-                      feather=args.feather)
-    service = get_service(settings)
+                      feather=args.feather, loras=loras)
     if args.restyle:
         result = restyle_image(service, photo, req)  # the pipeline shows a progress bar per step
     else:
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # 2. The saved PNG (with its record) goes to --out; the mask on request.
     result.path.replace(args.out)
     if args.save_mask:
-        Image.fromarray(result.alpha).save(args.save_mask)
+        save_image(Image.fromarray(result.alpha), args.save_mask, format="PNG")
     what = ", ".join(result.regions) or ("whole image" if args.restyle else "painted mask")
     print(f"wrote {args.out} ({what}; seed {result.seed}; {result.seconds:.1f} s)")
     return 0

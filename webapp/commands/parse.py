@@ -4,11 +4,10 @@ the server's ``parse`` API)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from face_studio.atomic import atomic_write, save_image
 from face_studio.onnx_files import DTYPES
 
 HELP = "Parse faces in images or folders: label-map PNGs (pixel = class id), colour masks, JSON summaries."
@@ -47,30 +46,33 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+OUTPUT_SUFFIXES = (".labels.png", ".mask.png", ".json")
 
 
-def _unique_stems(files: list[Path]) -> list[str]:
-    seen: dict[str, int] = {}
-    stems = []
+def output_stems(files: list[Path]) -> tuple[list[str], list[str]]:
+    """One distinct output stem per input, and a note for each input that could not keep its own stem.
+
+    Inputs keep their file's stem unless an earlier input took it (``a/x.png`` and ``b/x.png``, or ``x.png``
+    and ``x.jpg``); a later one gets ``x-2``, ``x-3``, … (the first number not taken). Names are compared
+    case-insensitively, so no two outputs share a name on any file system.
+    """
+    taken: set[str] = set()
+    stems: list[str] = []
+    notes: list[str] = []
     for path in files:
-        stem = path.stem or "image"
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        stems.append(stem if count == 0 else f"{stem}-{count}")
-    return stems
+        base = path.stem or "image"
+        stem, number = base, 1
+        while stem.casefold() in taken:
+            number += 1
+            stem = f"{base}-{number}"
+        taken.add(stem.casefold())
+        stems.append(stem)
+        if stem != base:
+            notes.append(f"{path} is written as {stem}.* ({base}.* is another input's)")
+    return stems, notes
 
 
 def run(args: argparse.Namespace) -> int:
-    import io
 
     from PIL import Image
     from tqdm import tqdm
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print(f"error: --batch must be at least 1 (got {args.batch}).", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file: give a folder for the outputs (it is created if needed).")
     files, notes = collect_images(args.inputs)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -96,12 +100,18 @@ def run(args: argparse.Namespace) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {args.out}: cannot create the folder ({err.strerror or err}): choose a folder you "
+                        "can write to.") from None
+    stems, renamed = output_stems(files)
+    for note in renamed:
+        print(f"note: {note}", file=sys.stderr)
 
     # 2. Parse in batches; a bad file is reported and skipped, the others still get their outputs.
     failures: list[tuple[Path, str]] = []
-    written = 0
-    stems = _unique_stems(files)
+    written = replaced = 0
     with tqdm(total=len(files), desc="parsing", unit="image") as progress:
         for start in range(0, len(files), args.batch):
             chunk = list(zip(files[start:start + args.batch], stems[start:start + args.batch], strict=True))
@@ -115,11 +125,10 @@ def run(args: argparse.Namespace) -> int:
             results = parser.parse_batch([image for _, _, image in loaded])
             # 3. Outputs per image: label map, colour mask, summary JSON (each written atomically).
             for (path, stem, _), result in zip(loaded, results, strict=True):
-                mask = io.BytesIO()
-                Image.fromarray(colorize(result.labels)).save(mask, format="PNG")
-                _atomic_write(args.out / f"{stem}.labels.png", label_map_png(result.labels))
-                _atomic_write(args.out / f"{stem}.mask.png", mask.getvalue())
-                _atomic_write(args.out / f"{stem}.json", summary_json(
+                replaced += sum((args.out / f"{stem}{suffix}").exists() for suffix in OUTPUT_SUFFIXES)
+                atomic_write(args.out / f"{stem}.labels.png", label_map_png(result.labels))
+                save_image(Image.fromarray(colorize(result.labels)), args.out / f"{stem}.mask.png")
+                atomic_write(args.out / f"{stem}.json", summary_json(
                     result.labels, source=str(path), backend=backend, dtype=args.dtype,
                     timings=result.timings).encode())
                 written += 1
@@ -127,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
     # 4. Report.
     print(f"parsed {written} of {len(files)} image(s) into {args.out} ({backend}, {args.dtype})")
+    if renamed:
+        print(f"{len(renamed)} input(s) shared a name with another and got a numbered name (see the notes above)")
+    if replaced:
+        print(f"note: replaced {replaced} output file(s) of an earlier run in {args.out}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} image(s) failed and were skipped:", file=sys.stderr)
         for path, message in failures:

@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parse-queue", type=positive_int, default=defaults.parse_queue, metavar="N",
                         help=f"server parses allowed to wait; separate from the GPU queue "
                         f"(default {defaults.parse_queue})")
+    parser.add_argument("--live-parser", type=Path, default=None, metavar="DIR",
+                        help="a small, fast export for the live camera mode (e.g. a `face-studio distil` student "
+                        "exported by `face-studio export`); without it live mode runs the main parser, slowly")
     generation = parser.add_argument_group("generation (Generate and Edit views)")
     generation.add_argument("--sd-model", default=DEFAULT_SD_MODEL,
                             help=f"diffusers SD3.5 hub id or local folder (default {DEFAULT_SD_MODEL})")
@@ -65,7 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     generation.add_argument("--memory-mode", default=defaults.memory_mode, choices=MEMORY_MODE_NAMES,
                             help="how the pipeline fits the GPU's memory (default auto: from the GPU's size)")
     generation.add_argument("--lora", type=lora_spec, action="append", default=[],
-                            metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE", help="LoRA to load at start (repeatable)")
+                            metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE",
+                            help="allow this LoRA (repeatable); visitors pick it by name (its file's stem) per "
+                                 "request, SCALE is its default strength")
+    generation.add_argument("--lora-dir", type=Path, action="append", default=[], metavar="DIR",
+                            help="allow every .safetensors LoRA in DIR, each by its file's stem (repeatable)")
     generation.add_argument("--max-queue", type=positive_int, default=defaults.max_queue,
                             help=f"GPU jobs (generate, inpaint, restyle) allowed to wait "
                             f"(default {defaults.max_queue})")
@@ -96,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         host=args.host, port=args.port, share=args.share, auth=args.auth, parser_dir=args.parser,
+        live_parser_dir=args.live_parser,
         sd_model=args.sd_model, device=args.device, memory_mode=args.memory_mode, loras=list(args.lora),
-        max_queue=args.max_queue, output_dir=args.output_dir,
+        lora_dirs=list(args.lora_dir), max_queue=args.max_queue, output_dir=args.output_dir,
         parse_workers=args.parse_workers, parse_queue=args.parse_queue, speed=args.speed, max_batch=args.max_batch,
         parse_provider=args.parse_provider, ray=args.ray, replicas=args.replicas, min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
@@ -134,11 +142,29 @@ def _offer_export(parser_dir: Path) -> None:
                   file=sys.stderr)
 
 
+def check_live_parser(live_dir: Path | None) -> None:
+    """``--live-parser`` must name an export (the page would otherwise fail to load it mid-stream)."""
+    from face_studio.errors import UserError
+    from webapp.parsing import available_dtypes
+
+    if live_dir is None:
+        return
+    if not Path(live_dir).is_dir():
+        raise UserError(f"--live-parser {live_dir}: no such folder; export your live parser there with "
+                        f"`face-studio export --model STUDENT_DIR --out {live_dir}`.")
+    if not available_dtypes(live_dir):
+        raise UserError(f"--live-parser {live_dir} holds no ONNX model (onnx/model*.onnx): export it with "
+                        f"`face-studio export --model STUDENT_DIR --out {live_dir}`.")
+
+
 def run(args: argparse.Namespace) -> int:
+    from webapp.generation.loras import LoraCatalog
     from webapp.parsing import missing_export_message
     from webapp.server import serve
 
     settings = settings_from_args(args)
+    LoraCatalog.from_options(settings.loras, settings.lora_dirs)  # a bad --lora / --lora-dir: one line, exit 2
+    check_live_parser(settings.live_parser_dir)
     message = missing_export_message(settings.parser_dir)
     if message:
         print(f"note: {message}", file=sys.stderr)

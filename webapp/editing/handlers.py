@@ -1,14 +1,19 @@
 """Gradio handlers for the Edit view and its ``inpaint`` / ``restyle`` APIs: thin wrappers over
-:mod:`webapp.editing.service`; user errors become ``gr.Error`` and the server keeps serving."""
+:mod:`webapp.editing.service`. Every value is checked against :mod:`webapp.editing.fields` first, so a
+bad one gets a message naming its field; user errors become ``gr.Error`` and the server keeps serving."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-from face_studio.errors import UserError
 from face_studio.images import load_image
+from webapp.editing import fields as F
 from webapp.editing.service import EditRequest, edit_image, restyle_image
+from webapp.errors import user_errors
 from webapp.settings import ServeSettings
 
 
@@ -22,43 +27,36 @@ def _progress_fn(progress: gr.Progress):
     return lambda done, total: progress((done, total), desc="denoising", unit="steps")
 
 
-def _names(text: str | None) -> list[str]:
-    return [n.strip() for n in (text or "").split(",") if n.strip()]
+def _request(v: dict[str, Any]) -> EditRequest:
+    return EditRequest(prompt=v["prompt"], negative_prompt=v["negative"], strength=v["strength"], steps=v["steps"],
+                       guidance=v["guidance"], seed=v["seed"], grow=v.get("grow", F.DEFAULT_GROW),
+                       feather=v.get("feather", F.DEFAULT_FEATHER))
 
 
-def inpaint_run(settings: ServeSettings, image: str | None, mask: str | None, regions: str | None, prompt: str,
-                negative_prompt: str, strength: float, steps: int, guidance: float, seed: int, grow: int,
-                feather: int, mask_regions: str | None = "", progress: gr.Progress | None = None):
-    """``inpaint`` API: (result PNG path, [before, after], record)."""
-    try:
-        # 1. Check inputs: the image, then the mask or region names (parsed on the server).
-        photo = load_image(image, what="image")
-        mask_img = load_image(mask, what="mask") if mask else None
-        labels = None
-        if _names(regions):
-            from webapp.parsing import get_parser
+@user_errors
+def inpaint_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Progress | None = None):
+    """``inpaint`` API (``values`` in :data:`fields.INPAINT` order): (result PNG path, [before, after], record)."""
+    # 1. Check inputs: every field, the image, then the mask or region names (parsed on the server).
+    v = F.check(F.INPAINT, values)
+    photo = load_image(v["image"], what="image")
+    mask_img = load_image(v["mask"], what="mask") if v["mask"] else None
+    labels = None
+    if v["regions"]:
+        from webapp.parsing import get_parser
 
-            labels = get_parser(settings.parser_dir).parse(photo)
-        req = EditRequest(prompt=prompt, negative_prompt=negative_prompt or "", strength=strength, steps=steps,
-                          guidance=guidance, seed=seed, grow=grow, feather=feather)
-        # 2. Regenerate inside the mask; composite exactly outside it.
-        result = edit_image(_service(settings), photo, req, mask=mask_img, regions=_names(regions),
-                            labels=labels, mask_regions=_names(mask_regions),
-                            progress=_progress_fn(progress) if progress else None)
-    except UserError as err:
-        raise gr.Error(str(err), print_exception=False) from None
+        labels = get_parser(settings.parser_dir).parse(photo)
+    # 2. Regenerate inside the mask; composite exactly outside it.
+    result = edit_image(_service(settings), photo, _request(v), mask=mask_img, regions=v["regions"],
+                        labels=labels, mask_regions=v["mask_regions"],
+                        progress=_progress_fn(progress) if progress else None)
     return str(result.path), (photo, Image.open(result.path)), result.record
 
 
-def restyle_run(settings: ServeSettings, image: str | None, prompt: str, negative_prompt: str, strength: float,
-                steps: int, guidance: float, seed: int, progress: gr.Progress | None = None):
-    """``restyle`` API (Img2Img over the whole image): (result PNG path, [before, after], record)."""
-    try:
-        photo = load_image(image, what="image")
-        req = EditRequest(prompt=prompt, negative_prompt=negative_prompt or "", strength=strength, steps=steps,
-                          guidance=guidance, seed=seed)
-        result = restyle_image(_service(settings), photo, req,
-                               progress=_progress_fn(progress) if progress else None)
-    except UserError as err:
-        raise gr.Error(str(err), print_exception=False) from None
+@user_errors
+def restyle_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Progress | None = None):
+    """``restyle`` API (Img2Img over the whole image; ``values`` in :data:`fields.RESTYLE` order)."""
+    v = F.check(F.RESTYLE, values)
+    photo = load_image(v["image"], what="image")
+    result = restyle_image(_service(settings), photo, _request(v),
+                           progress=_progress_fn(progress) if progress else None)
     return str(result.path), (photo, Image.open(result.path)), result.record

@@ -5,44 +5,40 @@
                         labels=parser.parse(photo))
 
 1. the mask comes from a PNG (white = regenerate), from class names through the one label table, or both
-   (their union); 2. it is grown/shrunk, checked (not empty, not everything) and feathered; 3. the image and
-   mask go to ``StableDiffusion3InpaintPipeline`` at a working size SD3 accepts; 4. the result is composited
+   (their union); 2. it is grown/shrunk, checked (not empty, not everything) and feathered — at the working
+   size, before the GPU lock is taken; 3. the image and mask go to ``StableDiffusion3InpaintPipeline`` at a
+   working size SD3 accepts (the photo's aspect, ≤ 1 MP); 4. the result is composited
    so every pixel outside the feathered mask is a bit-exact copy of the input; 5. the PNG records the
    regions, mask settings and prompt. ``restyle_image`` is the whole-image Img2Img variant.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from face_studio import __version__
 from face_studio.errors import UserError
 from face_studio.labels import LABEL2ID, NAMES
 from webapp.editing.composite import composite
-from webapp.editing.masks import MaskError, check_mask, feather, grow, mask_from_image, regions_to_mask
+from webapp.editing.fields import DEFAULT_FEATHER, DEFAULT_GROW, DEFAULT_STRENGTH, edit_fields
+from webapp.editing.masks import MaskError, mask_from_image, prepare, regions_to_mask
 from webapp.generation import presets as P
-from webapp.generation.params import PNG_JSON_KEY, PNG_TEXT_KEY, validate
+from webapp.generation.params import SAMPLER, validate, write_png
+from webapp.generation.params import a1111_text as params_text
+from webapp.generation.run import ProgressFn
 
 if TYPE_CHECKING:
     from webapp.generation.service import GenerationService
 
-ProgressFn = Callable[[int, int], None]
-
 WORK_PIXELS = 1024 * 1024  # SD3.5's native area; larger inputs are edited at this area and scaled back
 MIN_WORK_SIDE = 256
-DEFAULT_STRENGTH = 0.85  # inpainting keeps a little of the original's layout inside the mask
-DEFAULT_GROW = 4
-DEFAULT_FEATHER = 8
 
 
 @dataclass(frozen=True)
@@ -52,12 +48,13 @@ class EditRequest:
     prompt: str
     negative_prompt: str = ""
     strength: float = DEFAULT_STRENGTH
-    steps: int = 28
-    guidance: float = 4.5
+    steps: int | None = None  # None: the loaded model's preset (Large Turbo: 4)
+    guidance: float | None = None  # None: the loaded model's preset (Large Turbo: 0)
     seed: int = -1
     grow: int = DEFAULT_GROW
     feather: int = DEFAULT_FEATHER
     max_sequence_length: int = P.DEFAULT_SEQ_LENGTH
+    loras: tuple[tuple[str, float], ...] = ()  # allowed LoRA names with scales (see webapp.generation.loras)
 
 
 @dataclass
@@ -76,23 +73,21 @@ def names_order(name: str) -> int:
     return LABEL2ID.get(name, len(NAMES))
 
 
-def check_request(req: EditRequest) -> EditRequest:
-    """Validate prompt, steps, guidance and seed with the Generate view's rules, and strength."""
-    try:
-        strength = float(req.strength)
-    except (TypeError, ValueError):
-        raise UserError(f"strength must be a number between 0 and 1, got {req.strength!r}.") from None
-    if not 0.05 <= strength <= 1.0:
-        raise UserError(f"strength must be between 0.05 and 1, got {strength:g}: 1 ignores what was there, "
-                        "lower keeps more of it.")
-    checked = validate(prompt=req.prompt, negative_prompt=req.negative_prompt, steps=req.steps,
+def check_request(req: EditRequest, preset: str = "Custom") -> EditRequest:
+    """Validate prompt, steps, guidance and seed with the Generate view's rules; strength, grow and feather
+    with the edit fields (:mod:`webapp.editing.fields`). Steps and guidance left None take ``preset``'s (the
+    loaded model's: see ``GenerationService.default_preset``)."""
+    fields = edit_fields()
+    strength = fields["strength"].check(req.strength)
+    grow_px, feather_px = fields["grow"].check(req.grow), fields["feather"].check(req.feather)
+    checked = validate(prompt=req.prompt, negative_prompt=req.negative_prompt, preset=preset, steps=req.steps,
                        guidance=req.guidance, seed=req.seed, max_sequence_length=req.max_sequence_length)
     if checked.steps - int(checked.steps - checked.steps * strength) < 1:
         raise UserError(f"{checked.steps} steps at strength {strength:g} runs no denoising step: raise either.")
     return EditRequest(prompt=checked.prompt, negative_prompt=checked.negative_prompt, strength=strength,
                        steps=checked.steps, guidance=checked.guidance, seed=checked.with_seed().seed,
-                       grow=int(req.grow), feather=int(req.feather),
-                       max_sequence_length=checked.max_sequence_length)
+                       grow=grow_px, feather=feather_px,
+                       max_sequence_length=checked.max_sequence_length, loras=tuple(req.loras))
 
 
 def working_size(width: int, height: int) -> tuple[int, int]:
@@ -108,10 +103,10 @@ def working_size(width: int, height: int) -> tuple[int, int]:
     return side(width), side(height)
 
 
-def build_mask(image: Image.Image, *, mask: Image.Image | np.ndarray | None = None,
-               regions: str | list[str] | None = None, labels: np.ndarray | None = None,
-               grow_px: int = DEFAULT_GROW) -> tuple[np.ndarray, list[str]]:
-    """The grown bool mask from a mask image and/or region names (their union), checked."""
+def select_mask(image: Image.Image, *, mask: Image.Image | np.ndarray | None = None,
+                regions: str | list[str] | None = None,
+                labels: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """The user's bool mask (before grow) from a mask image and/or region names (their union)."""
     has_regions = bool(regions) and (regions if isinstance(regions, str) else any(r.strip() for r in regions))
     if mask is None and not has_regions:
         raise MaskError("nothing to regenerate: give a mask (white = regenerate) or region names such as "
@@ -133,9 +128,7 @@ def build_mask(image: Image.Image, *, mask: Image.Image | np.ndarray | None = No
         selected |= region_mask
     if mask is not None:
         selected |= mask_from_image(mask, image.size)
-    grown = grow(selected, grow_px)
-    check_mask(grown)
-    return grown, names
+    return selected, names
 
 
 def edit_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
@@ -149,75 +142,59 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     """
     # 1. Check inputs before touching the GPU.
     service.owner.check_available()
-    req = check_request(req)
+    req = check_request(req, service.default_preset)
     image = image.convert("RGB")
-    grown, names = build_mask(image, mask=mask, regions=regions, labels=labels, grow_px=req.grow)
+    selected, names = select_mask(image, mask=mask, regions=regions, labels=labels)
     names = sorted(set(names) | set(mask_regions or []), key=names_order)
-    alpha = feather(grown, req.feather)
-
-    # 2. Run the inpaint pipeline at SD3's working size, sharing the Generate view's modules.
+    # 2. Grow, check and feather at the working size (bounded work), before the GPU lock.
     work = working_size(*image.size)
-    mask_img = Image.fromarray(grown.astype(np.uint8) * 255).resize(work, Image.BILINEAR)
+    prepared = prepare(selected, req.grow, req.feather, work)
+    grown, alpha = prepared.grown, prepared.alpha
+
+    # 3. Run the inpaint pipeline at SD3's working size, sharing the Generate view's modules.
     pipe = service.inpaint_pipeline()
     generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
-                              mask_image=mask_img, width=work[0], height=work[1])
+                              mask_image=prepared.work_mask, width=work[0], height=work[1])
 
-    # 3. Composite exactly and record how it was made.
+    # 4. Composite exactly and record how it was made.
     result = composite(image, generated, alpha)
     record = _record(req, mode="inpaint", regions=names, coverage=float(grown.mean()), work=work,
                      model=service.owner.source, has_mask=mask is not None)
     out = EditResult(result, grown, alpha, req.seed, names, seconds, record=record)
-    out.path = save_edit(result, service.output_dir, record)
+    out.path = save_edit(result, service.output_path(f"{record['mode']}-{req.seed}"), record)
     return out
 
 
 def restyle_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
-    """Img2Img over the whole image with ``req.strength`` (0 keeps it, 1 replaces it)."""
+    """Img2Img over the whole image with ``req.strength`` (0 keeps it, 1 replaces it), at the photo's
+    working size (its aspect, ≤ 1 MP), which the record states."""
     service.owner.check_available()
-    req = check_request(req)
+    req = check_request(req, service.default_preset)
     image = image.convert("RGB")
     work = working_size(*image.size)
     pipe = service.img2img_pipeline()
-    generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS))
+    generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
+                              width=work[0], height=work[1])
     result = generated.resize(image.size, Image.LANCZOS)
     full = np.ones((image.height, image.width), dtype=bool)
     record = _record(req, mode="restyle", regions=[], coverage=1.0, work=work, model=service.owner.source,
                      has_mask=False)
     out = EditResult(result, full, full.astype(np.uint8) * 255, req.seed, [], seconds, record=record)
-    out.path = save_edit(result, service.output_dir, record)
+    out.path = save_edit(result, service.output_path(f"{record['mode']}-{req.seed}"), record)
     return out
 
 
 def _run(service: GenerationService, pipe, req: EditRequest, progress: ProgressFn | None,
          cancel: threading.Event | None, **inputs) -> tuple[Image.Image, float]:
-    import torch
-
-    from webapp.generation.service import GenerationCancelled
-
+    """One image through the shared SD run (:meth:`GenerationService.run`)."""
     # diffusers skips the first int(steps − steps·strength) timesteps (SD3 img2img/inpaint get_timesteps).
-    total = req.steps - int(max(req.steps - req.steps * req.strength, 0))
-
-    def on_step(_pipe, step: int, _t, _tensors: dict) -> dict:
-        if cancel is not None and cancel.is_set():
-            raise GenerationCancelled(f"cancelled after step {step + 1} of {total}.")
-        if progress is not None:
-            progress(step + 1, total)
-        return {}
-
-    start = time.perf_counter()
-    with service.owner.lock:
-        try:
-            output = pipe(prompt=req.prompt, negative_prompt=req.negative_prompt or None,
-                          num_inference_steps=req.steps, strength=req.strength, guidance_scale=req.guidance,
-                          generator=torch.Generator("cpu").manual_seed(req.seed),
-                          max_sequence_length=req.max_sequence_length, callback_on_step_end=on_step,
-                          output_type="pil", **inputs)
-        except torch.OutOfMemoryError:
-            raise service.owner.oom_error() from None
-        finally:
-            pipe.maybe_free_model_hooks()
-    return output.images[0], time.perf_counter() - start
+    steps = req.steps - int(max(req.steps - req.steps * req.strength, 0))
+    call = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None, num_inference_steps=req.steps,
+                strength=req.strength, guidance_scale=req.guidance, max_sequence_length=req.max_sequence_length,
+                **inputs)
+    out = service.run(pipe, call, [req.seed], steps=steps, loras=req.loras, progress=progress, cancel=cancel)
+    return out.images[0], out.seconds
 
 
 def _record(req: EditRequest, *, mode: str, regions: list[str], coverage: float, work: tuple[int, int],
@@ -229,33 +206,18 @@ def _record(req: EditRequest, *, mode: str, regions: list[str], coverage: float,
 
 def a1111_text(record: dict) -> str:
     """The A1111-style ``parameters`` chunk for an edit (readers show it like a generation's)."""
-    lines = [record["prompt"]]
-    if record.get("negative_prompt"):
-        lines.append(f"Negative prompt: {record['negative_prompt']}")
-    fields = [f"Steps: {record['steps']}", "Sampler: Euler (flow matching)", f"CFG scale: {record['guidance']:g}",
-              f"Seed: {record['seed']}", f"Size: {record['working_size'][0]}x{record['working_size'][1]}",
-              f"Model: {record['model']}", f"Denoising strength: {record['strength']:g}",
-              f"Edit: {record['mode']}"]
+    items = {"Steps": record["steps"], "Sampler": SAMPLER, "CFG scale": f"{record['guidance']:g}",
+             "Seed": record["seed"], "Size": "{}x{}".format(*record["working_size"]), "Model": record["model"],
+             "Denoising strength": f"{record['strength']:g}", "Edit": record["mode"]}
     if record["mode"] == "inpaint":
-        fields += [f"Regions: {'+'.join(record['regions']) or 'painted mask'}", f"Mask grow: {record['grow']}",
-                   f"Mask blur: {record['feather']}"]
-    fields.append(f"Version: {record['version']}")
-    return "\n".join(lines + [", ".join(fields)])
+        items.update({"Regions": "+".join(record["regions"]) or "painted mask", "Mask grow": record["grow"],
+                      "Mask blur": record["feather"]})
+    if record.get("loras"):
+        items["LoRA"] = ", ".join(f"{name}: {scale:g}" for name, scale in record["loras"])
+    items["Version"] = record["version"]
+    return params_text(record["prompt"], record.get("negative_prompt", ""), items)
 
 
-def save_edit(image: Image.Image, folder: Path, record: dict) -> Path:
-    """Save ``image`` as a PNG carrying the edit record; written to a temp name, then renamed."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    info = PngImagePlugin.PngInfo()
-    info.add_text(PNG_TEXT_KEY, a1111_text(record))
-    info.add_text(PNG_JSON_KEY, json.dumps({"edit": record}))
-    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{record['mode']}-{record['seed']}.png"
-    n = 1
-    while path.exists():
-        path = path.with_name(f"{path.stem}-{n}.png")
-        n += 1
-    tmp = path.with_suffix(".partial")
-    image.save(tmp, format="PNG", pnginfo=info)
-    tmp.rename(path)
-    return path
+def save_edit(image: Image.Image, path: Path, record: dict) -> Path:
+    """Save ``image`` at ``path`` as a PNG carrying the edit record (the one PNG writer: atomic)."""
+    return write_png(image, path, a1111_text(record), {"edit": record})

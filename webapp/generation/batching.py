@@ -1,11 +1,12 @@
 """The batched queue: concurrent generate requests that can share one pipeline call run as one batch.
 
 A :class:`BatchCollector` sits in front of the service's run. Each caller's thread submits its request and
-waits; the caller of the oldest waiting request leads: it takes its request and every other waiting one with the same
-:func:`batch_key` (size, steps, guidance, preset, T5 length), up to ``max_batch`` requests and ``max_images``
-images, and runs them as one pipeline call — each request with its own prompts and one generator per image
-(its own seeds). Results go back to their own callers; progress is forwarded in each caller's own thread
-(Gradio's progress lives in the request's context).
+waits; the caller of the oldest waiting request leads: it takes its request and every other waiting one with the
+same :func:`batch_key` (size, steps, guidance, preset, T5 length, LoRA choice), up to ``max_batch`` requests and
+``max_images`` images, and runs them as one pipeline call (:func:`webapp.generation.run.run_sd_batch`) — each
+request with its own prompts and one generator per image (its own seeds); a lone request runs as without
+batching (:func:`~webapp.generation.run.run_sd`). Results go back to their own callers; progress is forwarded
+in each caller's own thread (Gradio's progress lives in the request's context).
 
 Batched math is not bit-identical to a run alone (BLAS blocks a batch of 2 differently from a batch of 1):
 on CPU the transformer's outputs differ by ~1e-6, and a saved PNG by at most :data:`BATCH_PIXEL_TOLERANCE`
@@ -33,9 +34,10 @@ ProgressFn = Callable[[int, int], None]
 
 
 def batch_key(request: GenerationRequest) -> tuple:
-    """Requests with equal keys can share one pipeline call (the pipeline takes one value of each)."""
+    """Requests with equal keys can share one pipeline call (the pipeline takes one value of each; the LoRAs
+    and their scales are switched per call, so requests with different choices never share one)."""
     return (request.width, request.height, request.steps, request.guidance, request.preset,
-            request.max_sequence_length)
+            request.max_sequence_length, tuple(request.loras))
 
 
 @dataclass

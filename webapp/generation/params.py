@@ -7,6 +7,7 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from face_studio import __version__
+from face_studio.atomic import save_image
 from face_studio.errors import UserError
 from webapp.generation import presets as P
 
@@ -40,6 +42,7 @@ class GenerationRequest:
     seed: int = -1
     num_images: int = 1
     max_sequence_length: int = P.DEFAULT_SEQ_LENGTH
+    loras: tuple[tuple[str, float], ...] = ()  # allowed LoRA names with scales, for this request only
 
     @property
     def skip_guidance_layers(self) -> tuple[int, ...]:
@@ -75,12 +78,11 @@ class ImageParameters:
     version: str = f"face-studio {__version__}"
 
     @classmethod
-    def from_request(cls, request: GenerationRequest, index: int, model: str,
-                     loras: list[tuple[str, float]]) -> ImageParameters:
+    def from_request(cls, request: GenerationRequest, index: int, model: str) -> ImageParameters:
         return cls(prompt=request.prompt, negative_prompt=request.negative_prompt, preset=request.preset,
                    steps=request.steps, guidance=request.guidance, width=request.width, height=request.height,
                    seed=request.image_seed(index), max_sequence_length=request.max_sequence_length, model=model,
-                   skip_guidance_layers=list(request.skip_guidance_layers), loras=list(loras))
+                   skip_guidance_layers=list(request.skip_guidance_layers), loras=list(request.loras))
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -188,9 +190,19 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def a1111_text(prompt: str, negative_prompt: str, settings: Mapping[str, Any]) -> str:
+    """AUTOMATIC1111's ``parameters`` layout: the prompt, ``Negative prompt: …``, one ``Key: value, …`` line
+    (empty values left out, values with commas or colons quoted as A1111 quotes them)."""
+    lines = [prompt]
+    if negative_prompt:
+        lines.append(f"Negative prompt: {negative_prompt}")
+    lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in settings.items() if value != ""))
+    return "\n".join(lines)
+
+
 def to_a1111(params: ImageParameters) -> str:
-    """The ``parameters`` text, in AUTOMATIC1111's layout: prompt, ``Negative prompt:``, one settings line."""
-    items = {
+    """The ``parameters`` text of a generated image."""
+    items: dict[str, Any] = {
         "Steps": params.steps,
         "Sampler": params.sampler,
         "CFG scale": f"{params.guidance:g}",
@@ -205,28 +217,21 @@ def to_a1111(params: ImageParameters) -> str:
     if params.loras:
         items["LoRA"] = ", ".join(f"{name}: {scale:g}" for name, scale in params.loras)
     items["Version"] = params.version
-    lines = [params.prompt]
-    if params.negative_prompt:
-        lines.append(f"Negative prompt: {params.negative_prompt}")
-    lines.append(", ".join(f"{key}: {_quote(str(value))}" for key, value in items.items() if value != ""))
-    return "\n".join(lines)
+    return a1111_text(params.prompt, params.negative_prompt, items)
 
 
-def png_info(params: ImageParameters) -> PngImagePlugin.PngInfo:
-    """PNG text chunks: ``parameters`` (A1111 text) and ``face-studio`` (the same, as JSON)."""
+def write_png(image: Image.Image, path: str | Path, text: str, data: Mapping[str, Any]) -> Path:
+    """The one PNG-with-parameters writer (Generate and Edit): ``text`` goes in the ``parameters`` chunk
+    (A1111 readers), ``data`` as JSON in ours; written atomically (no half-written file, ever)."""
     info = PngImagePlugin.PngInfo()
-    info.add_text(PNG_TEXT_KEY, to_a1111(params))
-    info.add_text(PNG_JSON_KEY, json.dumps(asdict(params), ensure_ascii=False))
-    return info
+    info.add_text(PNG_TEXT_KEY, text)
+    info.add_text(PNG_JSON_KEY, json.dumps(data, ensure_ascii=False))
+    return save_image(image, path, format="PNG", pnginfo=info)
 
 
-def save_png(image: Image.Image, path: Path, params: ImageParameters) -> Path:
-    """Write ``image`` with its parameters; atomically (a temp name, then rename), so no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    image.save(tmp, format="PNG", pnginfo=png_info(params))
-    tmp.replace(path)
-    return path
+def save_png(image: Image.Image, path: str | Path, params: ImageParameters) -> Path:
+    """A generated image with its parameters (see :func:`write_png`)."""
+    return write_png(image, path, to_a1111(params), asdict(params))
 
 
 _PARAM_RE = re.compile(r'\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')

@@ -1,6 +1,7 @@
 """The one owner of the diffusers ``StableDiffusion3Pipeline``: resolves the device, loads the model once
-(lazily, on first use) from a hub id or a local diffusers folder, applies the memory mode, and loads /
-unloads LoRAs. Every failure a user can fix becomes a :class:`~face_studio.errors.UserError` that says how.
+(lazily, on first use) from a hub id or a local diffusers folder, applies the memory mode, and switches on
+the allowed LoRAs each call names (see :mod:`webapp.generation.loras`). Every failure a user can fix becomes
+a :class:`~face_studio.errors.UserError` that says how.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from face_studio.errors import UserError
 from webapp.generation import presets as P
+from webapp.generation.loras import HUB_ID_RE, LoraCatalog
 from webapp.generation.speed import SpeedPlan, SpeedState, apply_speed, resolve_speed
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ NO_GPU_MESSAGE = (
     "NVIDIA GPU, or start it with `--device cpu` to generate on the CPU on purpose (practical only for small "
     "or dev models)."
 )
-HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")  # owner/name
 # What to try after a CUDA out-of-memory error in each mode.
 OOM_ADVICE: dict[str, str] = {
     "full": "restart with `--memory-mode fp8` (transformer weights in float8) or `--memory-mode offload`",
@@ -43,13 +43,6 @@ class ModelLoadError(UserError, RuntimeError):
 
 class OutOfMemory(UserError, RuntimeError):
     """CUDA ran out of memory; the message names the memory mode to try."""
-
-
-@dataclass(frozen=True)
-class LoadedLora:
-    name: str  # peft adapter name
-    source: str  # what the user gave: a .safetensors path, a folder, or hub id[:weight name]
-    scale: float
 
 
 def resolve_device(device: str | None) -> tuple[str | None, str | None]:
@@ -129,7 +122,7 @@ class PipelineOwner:
     """
 
     def __init__(self, source: str, *, device: str | None = None, memory_mode: str = "auto",
-                 preset: str = "Custom", loras: list[tuple[str, float]] | None = None, speed: str = "eager") -> None:
+                 preset: str = "Custom", catalog: LoraCatalog | None = None, speed: str = "eager") -> None:
         self.source = str(source)
         self.preset = preset
         self.device, self.unavailable = resolve_device(device)
@@ -139,12 +132,12 @@ class PipelineOwner:
                                 f"{', '.join(P.MEMORY_MODE_NAMES)}.")
         if self.device == "cpu" and memory_mode == "offload" and self.unavailable is None:
             self.unavailable = "memory mode 'offload' moves models to a GPU and needs one: use full or no-t5 on CPU."
-        self.startup_loras = list(loras or [])
+        self.catalog = catalog or LoraCatalog()  # the LoRAs requests may name; each loads on first use
         self.requested_speed = speed
         self.speed: SpeedState | None = None  # set when the pipeline loads (webapp.generation.speed)
         self.lock = threading.RLock()
         self._pipe: StableDiffusion3Pipeline | None = None
-        self._loras: dict[str, LoadedLora] = {}
+        self._loaded_loras: set[str] = set()
 
     # ------------------------------------------------------------------------------------------- state
 
@@ -170,10 +163,6 @@ class PipelineOwner:
 
         return torch.bfloat16 if self.device and self.device.startswith("cuda") else torch.float32
 
-    @property
-    def loras(self) -> list[LoadedLora]:
-        return list(self._loras.values())
-
     def check_available(self) -> None:
         if self.unavailable:
             raise UserError(self.unavailable)
@@ -187,8 +176,6 @@ class PipelineOwner:
             with self.lock:
                 if self._pipe is None:
                     self._pipe = self._load()
-                    for spec, scale in self.startup_loras:
-                        self.load_lora(spec, scale)
         return self._pipe
 
     def _load(self) -> StableDiffusion3Pipeline:
@@ -257,80 +244,43 @@ class PipelineOwner:
 
     # -------------------------------------------------------------------------------------------- LoRA
 
-    def load_lora(self, spec: str, scale: float = 1.0) -> LoadedLora:
-        """Load a LoRA into the transformer (and text encoders, if it has layers for them) and activate
-        every loaded LoRA with its scale.
-
-        ``spec``: a local ``.safetensors`` file, a folder holding one, or ``hub_id[:weight_name]``.
-        """
-        import math
-
-        if not isinstance(spec, str) or not spec.strip():
-            raise UserError("no LoRA given: enter a local .safetensors path or a hub id (owner/name[:file]).")
-        try:
-            scale = float(scale)
-        except (TypeError, ValueError):
-            raise UserError(f"LoRA scale must be a number, got {scale!r}.") from None
-        if not math.isfinite(scale) or not -10 <= scale <= 10:
-            raise UserError(f"LoRA scale must be between -10 and 10, got {scale}.")
-        spec = spec.strip()
-        location, weight_name = self._lora_location(spec)
+    def use_loras(self, loras: tuple[tuple[str, float], ...] | list) -> None:
+        """Make exactly ``loras`` (allowed names, with scales) active for the next pipeline call; none →
+        every adapter off. Call with :attr:`lock` held, right before the call it is for: the adapters live in
+        the shared modules (the Edit pipelines' too), so this per-call switch is what keeps one request's
+        LoRA out of every other request's image."""
         pipe = self.get()
         with self.lock:
-            name = self._adapter_name(spec)
-            try:
-                pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name)
-                if self.memory_mode == "fp8":
-                    self._lora_to_compute_dtype(pipe, name)
-                    # the first load stored the LoRA in float8 (peft follows the base weight's dtype): load
-                    # its values again, in place, now that its layers are in the compute dtype
-                    pipe.load_lora_weights(location, weight_name=weight_name, adapter_name=name, hotswap=True)
-            except Exception as err:  # any failure leaves no half-loaded adapter, and says why
-                self._drop_adapter(pipe, name)
-                if isinstance(err, OSError) and not Path(location).exists():
-                    raise UserError(explain_load_error(location, err, "give the path of a local .safetensors copy")
-                                    ) from None
-                raise UserError(f"could not load the LoRA {spec!r}: {err}. It must be a LoRA made for an SD3 / "
-                                "SD3.5 transformer, saved as .safetensors.") from None
-            self._loras[name] = LoadedLora(name=name, source=spec, scale=scale)
-            self._activate(pipe)
-            log.info("LoRA %s loaded as %r at scale %g", spec, name, scale)
-            return self._loras[name]
+            for name, _ in loras:
+                self._ensure_loaded(pipe, name)
+            if not self._loaded_loras:
+                return
+            if not loras:
+                pipe.disable_lora()
+                return
+            pipe.enable_lora()
+            pipe.set_adapters([n for n, _ in loras], adapter_weights=[float(w) for _, w in loras])
 
-    def unload_lora(self, name: str | None = None) -> list[LoadedLora]:
-        """Unload one LoRA by adapter name, or all when ``name`` is None/empty; returns what is left."""
-        with self.lock:
-            if not name:
-                if self._pipe is not None and self._loras:
-                    self._pipe.unload_lora_weights()
-                self._loras.clear()
-                return []
-            if name not in self._loras:
-                loaded = ", ".join(self._loras) or "none"
-                raise UserError(f"no LoRA named {name!r} is loaded (loaded: {loaded}).")
-            self._drop_adapter(self._pipe, name)
-            del self._loras[name]
-            if self._loras:
-                self._activate(self._pipe)
-            return self.loras
-
-    @staticmethod
-    def _lora_location(spec: str) -> tuple[str, str | None]:
-        path = Path(spec).expanduser()
-        if path.is_file():
-            if path.suffix != ".safetensors":
-                raise UserError(f"LoRA file {path.name} is not .safetensors: only safetensors files are loaded.")
-            return str(path.parent), path.name
-        if path.is_dir():
-            files = sorted(path.glob("*.safetensors"))
-            if len(files) != 1:
-                raise UserError(f"LoRA folder {path} holds {len(files)} .safetensors files: give the file's path.")
-            return str(path), files[0].name
-        hub_id, _, weight_name = spec.partition(":")
-        if (spec.endswith(".safetensors") and not weight_name) or not HUB_ID_RE.match(hub_id):
-            raise UserError(f"LoRA {spec!r} is not an existing file, and not a hub id: give a local .safetensors "
-                            "path or owner/name[:file.safetensors].")
-        return hub_id, weight_name or None
+    def _ensure_loaded(self, pipe: StableDiffusion3Pipeline, name: str) -> None:
+        """Load the allowed LoRA ``name`` into the pipeline once (first request that names it)."""
+        if name in self._loaded_loras:
+            return
+        lora = self.catalog.get(name)
+        try:
+            pipe.load_lora_weights(lora.location, weight_name=lora.weight_name, adapter_name=name)
+            if self.memory_mode == "fp8":
+                self._lora_to_compute_dtype(pipe, name)
+                # the first load stored the LoRA in float8 (peft follows the base weight's dtype): load its
+                # values again, in place, now that its layers are in the compute dtype
+                pipe.load_lora_weights(lora.location, weight_name=lora.weight_name, adapter_name=name,
+                                       hotswap=True)
+        except Exception as err:  # no half-loaded adapter; the visitor sees the name only, the log the cause
+            self._drop_adapter(pipe, name)
+            log.error("LoRA %r (%s %s) failed to load: %s", name, lora.location, lora.weight_name or "", err)
+            raise UserError(f"the LoRA {name!r} could not be loaded on this server (the server log says why); "
+                            "choose another, or generate without one.") from None
+        self._loaded_loras.add(name)
+        log.info("LoRA %r loaded", name)
 
     def _lora_to_compute_dtype(self, pipe: StableDiffusion3Pipeline, name: str) -> None:
         """fp8 layerwise casting stores base weights in float8; LoRA layers have no casting hook, so they must
@@ -340,18 +290,6 @@ class PipelineOwner:
                 layers = getattr(module, attr, None)
                 if layers is not None and name in layers:
                     layers[name].to(self.dtype)
-
-    def _adapter_name(self, spec: str) -> str:
-        stem = Path(spec.split(":")[-1]).stem if ":" in spec else Path(spec).stem
-        base = re.sub(r"\W+", "_", stem).strip("_") or "lora"
-        name, n = base, 2
-        while name in self._loras:
-            name, n = f"{base}_{n}", n + 1
-        return name
-
-    def _activate(self, pipe: StableDiffusion3Pipeline) -> None:
-        names = list(self._loras)
-        pipe.set_adapters(names, adapter_weights=[self._loras[n].scale for n in names])
 
     @staticmethod
     def _drop_adapter(pipe: StableDiffusion3Pipeline | None, name: str) -> None:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,15 @@ class RemoteGenerationService:
         """Every replica busy with a full batch: the front end's queue no longer serialises across replicas."""
         return REPLICAS_CONCURRENCY_ID, self.deployment.replicas * max(1, self.settings.max_batch)
 
+    @property
+    def lora_names(self) -> list[str]:
+        """The LoRAs requests may name: the replicas' (the same --lora / --lora-dir on each)."""
+        return list(self._status.get("loras", []))
+
+    @property
+    def preset(self) -> P.Preset:
+        return P.PRESETS[self.default_preset]
+
     def speed_status(self, width: Any, height: Any) -> str | None:
         return None  # each replica compiles on its own first request; its progress stream says so
 
@@ -112,18 +121,21 @@ class RemoteGenerationService:
             del self._cancel[key]
 
     def generate_from_inputs(self, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                             lora: str | None = None, lora_scale: float | None = None,
                              **inputs: Any) -> GenerationResult:
         if self.unavailable_reason:
             raise UserError(self.unavailable_reason)
-        return self.generate(validate(**inputs), progress=progress, cancel=cancel)
+        return self.generate(validate(**inputs), progress=progress, cancel=cancel, lora=lora, lora_scale=lora_scale)
 
     def generate(self, request: GenerationRequest, *, progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None) -> GenerationResult:
-        """Send ``request`` to a replica (again to another if it dies), stream its progress, keep its PNGs."""
+                 cancel: threading.Event | None = None, lora: str | None = None,
+                 lora_scale: float | None = None) -> GenerationResult:
+        """Send ``request`` with its LoRA name to a replica (again to another if it dies), stream its
+        progress, keep its PNGs. The replica picks the LoRA from its catalog (an unknown name: its message)."""
         request = request.with_seed()  # fixed here, so a retry on another replica makes the same images
         for attempt in range(RETRIES + 1):
             try:
-                return self._send(request, progress, cancel)
+                return self._send(request, progress, cancel, lora, lora_scale)
             except Exception as err:
                 if not _replica_lost(err) or attempt == RETRIES:
                     raise
@@ -132,9 +144,9 @@ class RemoteGenerationService:
                             type(err).__name__, attempt + 1, RETRIES)
         raise AssertionError("unreachable")
 
-    def _send(self, request: GenerationRequest, progress: ProgressFn | None,
-              cancel: threading.Event | None) -> GenerationResult:
-        stream = self.handle.options(stream=True).generate.remote(asdict(request))
+    def _send(self, request: GenerationRequest, progress: ProgressFn | None, cancel: threading.Event | None,
+              lora: str | None, lora_scale: float | None) -> GenerationResult:
+        stream = self.handle.options(stream=True).generate.remote(asdict(request), lora, lora_scale)
         for item in stream:
             if cancel is not None and cancel.is_set():
                 stream.cancel()
@@ -152,6 +164,7 @@ class RemoteGenerationService:
         raise RuntimeError("the replica closed the stream without a result")
 
     def _keep(self, request: GenerationRequest, reply: dict[str, Any]) -> GenerationResult:
+        request = replace(request, loras=tuple((name, scale) for name, scale in reply.get("loras", [])))
         images = []
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for image in reply["images"]:
@@ -160,18 +173,6 @@ class RemoteGenerationService:
             atomic_write(path, image["png"])
             images.append(GeneratedImage(path=path, seed=image["seed"], parameters=params))
         return GenerationResult(images=images, request=request, seconds=reply["seconds"])
-
-    # ------------------------------------------------------------------------------------------ LoRA
-
-    @property
-    def loras(self) -> list:
-        return []
-
-    def load_lora(self, spec: str, scale: float = 1.0):
-        raise UserError("with --ray, LoRAs are loaded on every replica at start: restart with --lora PATH=SCALE.")
-
-    def unload_lora(self, name: str | None = None):
-        raise UserError("with --ray, LoRAs are set at start (--lora): restart without the LoRA to unload it.")
 
 
 class RemoteParser:

@@ -4,8 +4,9 @@ wraps it in a deployment.
 
 Messages are plain data (dicts, bytes), so the front end needs nothing but the handle:
 
-- ``generate(inputs)`` streams ``{"type": "step", "done", "total"}`` items, then one ``{"type": "result", ...}``
-  with the PNG bytes (each carrying its parameters) or ``{"type": "error", "message"}`` for a user error;
+- ``generate(inputs, lora, lora_scale)`` streams ``{"type": "step", "done", "total"}`` items, then one
+  ``{"type": "result", ...}`` with the PNG bytes (each carrying its parameters) and the LoRA used, or
+  ``{"type": "error", "message"}`` for a user error (an unknown LoRA name among them);
 - ``parse(png, dtype)`` returns the label map and how it ran;
 - ``status()`` says what this replica serves (device, speed, why generation is off).
 """
@@ -52,17 +53,21 @@ class StudioReplica:
         plan = self.service.owner.speed_plan
         return {"pid": os.getpid(), "unavailable": self.service.unavailable_reason,
                 "status": self.service.status_markdown(), "device": self.service.owner.device,
-                "speed": plan.mode, "speed_note": plan.note}
+                "speed": plan.mode, "speed_note": plan.note, "loras": self.service.lora_names}
 
-    def generate(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Run one request (a :class:`GenerationRequest` as a dict, seed already fixed); stream progress, then
-        the result. Closing the stream (the caller cancelled) stops the job at its next step."""
+    def generate(self, request: dict[str, Any], lora: str | None = None,
+                 lora_scale: float | None = None) -> Iterator[dict[str, Any]]:
+        """Run one request (a :class:`GenerationRequest` as a dict, seed already fixed) with the LoRA named
+        ``lora`` (one of this replica's ``--lora`` / ``--lora-dir``; None: none) through the service's own
+        generate path (the batched queue with --max-batch); stream progress, then the result. Closing the
+        stream (the caller cancelled) stops the job at its next step."""
         items: queue.Queue = queue.Queue()
         cancel = threading.Event()
 
         def work() -> None:
             try:
-                result = self.service.generate(GenerationRequest(**request),
+                choice = self.service.owner.catalog.choose(lora, lora_scale)
+                result = self.service.generate(replace(GenerationRequest(**request), loras=choice),
                                                progress=lambda done, total: items.put(
                                                    {"type": "step", "done": done, "total": total}),
                                                cancel=cancel)
@@ -71,7 +76,8 @@ class StudioReplica:
                     images.append({"name": image.path.name, "png": image.path.read_bytes(), "seed": image.seed,
                                    "parameters": asdict(image.parameters)})
                     image.path.unlink(missing_ok=True)
-                items.put({"type": "result", "images": images, "seconds": result.seconds, "pid": os.getpid()})
+                items.put({"type": "result", "images": images, "seconds": result.seconds, "pid": os.getpid(),
+                           "loras": [list(pair) for pair in choice]})
             except UserError as err:
                 items.put({"type": "error", "message": str(err), "kind": type(err).__name__})
             except BaseException as err:  # reported to the caller, not lost in a thread

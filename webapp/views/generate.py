@@ -1,7 +1,8 @@
 """Generate view: SD3.5 text-to-image on the server, and its Gradio API.
 
-API names: ``generate`` (images, seed used, parameters text), ``read_parameters`` (a PNG → the page's
-fields), ``lora_load`` / ``lora_unload``, ``cancel``. Every event that uses the GPU shares one queue slot
+API names: ``generate`` (images, seed used, parameters text; ``lora`` picks one of the LoRAs the operator
+allowed, by name, for this request only), ``read_parameters`` (a PNG → the page's fields), ``cancel``. No
+endpoint takes a server path. Every event that uses the GPU shares one queue slot
 (``concurrency_id=GPU_CONCURRENCY_ID``, ``concurrency_limit=1``); the server bounds the queue
 (``demo.queue(max_size=settings.max_queue)``) and Gradio shows waiting users their position.
 """
@@ -9,19 +10,19 @@ fields), ``lora_load`` / ``lora_unload``, ``cancel``. Every event that uses the 
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import gradio as gr
 
 from face_studio.errors import UserError
+from webapp.errors import user_errors
 from webapp.generation import presets as P
+from webapp.generation.loras import NO_LORA
 from webapp.generation.params import read_png_parameters
-from webapp.generation.service import GPU_CONCURRENCY_ID, GenerationService, get_service
+from webapp.generation.service import GenerationService, get_service
 from webapp.serving.remote import remote_service as serving_service
 from webapp.settings import ServeSettings
 
 CUSTOM_ASPECT = "custom"
-ALL_LORAS = "(all)"
 
 
 # ------------------------------------------------------------------------------------- pure helpers
@@ -42,27 +43,27 @@ def generate_aspect_size(aspect: str, preset: str) -> tuple[int, int] | None:
     return P.ASPECTS.get(aspect)
 
 
-def generate_loras_table(service: GenerationService) -> list[dict[str, Any]]:
-    return [{"name": lo.name, "source": lo.source, "scale": lo.scale} for lo in service.loras]
+def generate_lora_choices(service: GenerationService) -> list[str]:
+    """The LoRA dropdown: "(none)", then the allowed names (never their paths)."""
+    return [NO_LORA, *service.lora_names]
 
 
 # ------------------------------------------------------------------------------------------ handlers
 
 
-def _user_error(err: UserError) -> gr.Error:
-    return gr.Error(str(err), print_exception=False)
-
-
 def make_handlers(service: GenerationService):
     """The view's event handlers, bound to one service (returned as a namespace for tests and the CLI)."""
 
+    @user_errors
     def generate(prompt: str, negative_prompt: str, preset: str, steps: float | None, guidance: float | None,
                  width: float, height: float, seed: float, num_images: float, max_sequence_length: int | str,
-                 request: gr.Request, progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio's idiom
+                 lora: str | None = NO_LORA, lora_scale: float | None = None, request: gr.Request | None = None,
+                 progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio's idiom
         """Text to image with SD3.5. Returns the images (PNGs carrying their parameters), the seed used
-        (image i used seed + i) and the parameters as AUTOMATIC1111-style text. seed -1 = random;
-        steps / guidance left empty take the preset's values."""
-        key = request.session_hash or "anonymous"
+        (image i used seed + i, exactly as a run of that seed alone) and the parameters as AUTOMATIC1111-style
+        text. seed -1 = random; steps / guidance left empty take the preset's values; lora: the name of a
+        LoRA this server allows, or "(none)"; lora_scale empty: the server's scale for it."""
+        key = (request.session_hash if request else None) or "anonymous"
         cancel = service.begin_job(key)
         try:
             if not service.owner.loaded and service.unavailable_reason is None:
@@ -77,9 +78,8 @@ def make_handlers(service: GenerationService):
             result = service.generate_from_inputs(
                 prompt=prompt, negative_prompt=negative_prompt, preset=preset, steps=steps, guidance=guidance,
                 width=width, height=height, seed=seed, num_images=num_images,
-                max_sequence_length=max_sequence_length, progress=on_step, cancel=cancel)
-        except UserError as err:
-            raise _user_error(err) from None
+                max_sequence_length=max_sequence_length, lora=lora, lora_scale=lora_scale, progress=on_step,
+                cancel=cancel)
         finally:
             service.end_job(key, cancel)
         gallery = [(str(img.path), generate_caption(img.seed, img.parameters.width, img.parameters.height))
@@ -96,16 +96,13 @@ def make_handlers(service: GenerationService):
         session = [*paths, *session][:200]  # newest first; a long session keeps its last 200
         return session, session
 
+    @user_errors
     def read_parameters(file: str | None):
         """Read the parameters stored in a PNG (ours, AUTOMATIC1111's or Forge's) into the fields: prompt,
         negative prompt, preset, steps, guidance, width, height, seed, T5 max sequence length."""
         if not file:
-            raise gr.Error("no PNG given: drop a PNG made by face-studio, AUTOMATIC1111 or Forge.",
-                           print_exception=False)
-        try:
-            found = read_png_parameters(file)
-        except UserError as err:
-            raise _user_error(err) from None
+            raise UserError("no PNG given: drop a PNG made by face-studio, AUTOMATIC1111 or Forge.")
+        found = read_png_parameters(file)
         preset = found.get("preset")
         values = [
             found.get("prompt", gr.skip()),
@@ -121,33 +118,11 @@ def make_handlers(service: GenerationService):
         aspect = CUSTOM_ASPECT if "width" in found else gr.skip()
         return (*values, aspect)
 
-    def lora_load(spec: str, scale: float):
-        """Load a LoRA (a local .safetensors path, or hub_id[:weight_name]) with a scale; all loaded LoRAs
-        stay active. Returns the loaded LoRAs."""
-        try:
-            service.load_lora(spec, scale)
-        except UserError as err:
-            raise _user_error(err) from None
-        return _lora_outputs()
-
-    def lora_unload(name: str | None):
-        """Unload one LoRA by name, or all of them (name empty or "(all)"). Returns the LoRAs left."""
-        try:
-            name = (name or "").strip()
-            service.unload_lora(None if name in ("", ALL_LORAS) else name)
-        except UserError as err:
-            raise _user_error(err) from None
-        return _lora_outputs()
-
-    def _lora_outputs():
-        names = [lo.name for lo in service.loras]
-        return generate_loras_table(service), gr.update(choices=[ALL_LORAS, *names], value=ALL_LORAS)
-
     def status() -> str:
         return service.status_markdown()
 
     handlers = dict(generate=generate, cancel=cancel, add_to_session=add_to_session,
-                    read_parameters=read_parameters, lora_load=lora_load, lora_unload=lora_unload, status=status)
+                    read_parameters=read_parameters, status=status)
     return type("GenerateHandlers", (), {k: staticmethod(v) for k, v in handlers.items()})
 
 
@@ -208,16 +183,15 @@ def build(settings: ServeSettings) -> None:
             with gr.Accordion("Load parameters from a PNG", open=False):
                 png = gr.File(label="Drop a PNG (face-studio, AUTOMATIC1111, Forge)", file_types=[".png"],
                               type="filepath", elem_id="generate-png")
-            with gr.Accordion("LoRA", open=False):
-                lora_spec = gr.Textbox(label="LoRA", interactive=enabled,
-                                       placeholder="/path/style.safetensors or owner/name:file.safetensors")
-                lora_scale = gr.Number(1.0, label="Scale", step=0.05, interactive=enabled)
-                with gr.Row():
-                    lora_load = gr.Button("Load", interactive=enabled)
-                    lora_name = gr.Dropdown([ALL_LORAS], value=ALL_LORAS, label="Unload", allow_custom_value=True,
-                                            interactive=enabled)
-                    lora_unload = gr.Button("Unload", interactive=enabled)
-                lora_table = gr.JSON(label="Loaded LoRAs", value=generate_loras_table(service))
+            with gr.Row():
+                # allow_custom_value: an unknown name gets our message (the names allowed), not Gradio's
+                lora = gr.Dropdown(generate_lora_choices(service), value=NO_LORA, label="LoRA",
+                                   allow_custom_value=True, interactive=enabled and bool(service.lora_names),
+                                   elem_id="generate-lora",
+                                   info="for this run only; the server's operator chooses which are offered"
+                                   if service.lora_names else "none offered (serve --lora FILE / --lora-dir DIR)")
+                lora_scale = gr.Number(None, label="LoRA scale (empty: the server's)", step=0.05,
+                                       interactive=enabled and bool(service.lora_names))
         with gr.Column(scale=4):
             images = gr.Gallery(label="Images", format="png", columns=2, height=560, object_fit="contain",
                                 elem_id="generate-images")
@@ -231,7 +205,8 @@ def build(settings: ServeSettings) -> None:
     # Generate: one job per GPU at a time; the rest queue (bounded by the server) and see their position.
     gen_event = run.click(
         h.generate,
-        inputs=[prompt, negative, preset, steps, guidance, width, height, seed, num_images, seq_len],
+        inputs=[prompt, negative, preset, steps, guidance, width, height, seed, num_images, seq_len, lora,
+                lora_scale],
         outputs=[images, seed_used, parameters],
         api_name="generate",
         show_progress_on=images,  # one bar (steps, queue position) over the images
@@ -264,10 +239,3 @@ def build(settings: ServeSettings) -> None:
         outputs=[prompt, negative, preset, steps, guidance, width, height, seed, seq_len, aspect],
         api_name="read_parameters",
     )
-
-    lora_load.click(h.lora_load, inputs=[lora_spec, lora_scale], outputs=[lora_table, lora_name],
-                    api_name="lora_load", concurrency_limit=1, concurrency_id=GPU_CONCURRENCY_ID
-                    ).then(h.status, outputs=status, api_visibility="private")
-    lora_unload.click(h.lora_unload, inputs=lora_name, outputs=[lora_table, lora_name], api_name="lora_unload",
-                      concurrency_limit=1, concurrency_id=GPU_CONCURRENCY_ID
-                      ).then(h.status, outputs=status, api_visibility="private")

@@ -26,7 +26,7 @@ from webapp.parsing import (
     get_parser,
     missing_export_message,
 )
-from webapp.routes import ASSETS_PATH, PARSER_PATH, parser_model_id
+from webapp.routes import ASSETS_PATH, PARSER_PATH, live_parser_model_id, parser_model_id
 from webapp.serving.remote import remote_parser
 from webapp.settings import ServeSettings
 
@@ -35,6 +35,33 @@ HEAD = f'<link rel="stylesheet" href="{CSS_URL}">'
 MOUNT_JS = f"import('{ASSETS_PATH}/js/parse-view.js').then((m) => m.mount(element));"
 OVERLAY_OPACITY = 0.5
 PARSE_CONCURRENCY_ID = "parse"  # a queue lane of its own (webapp.app.setup_queue): never behind GPU jobs
+LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jonathandinu/face-parsing "
+               "--images YOUR_PHOTOS --student mit-b0 --size 256 --out student`, "
+               "`face-studio export --model student --out live`, "
+               "then start the app with `face-studio serve --live-parser live`.")
+
+
+def live_config(settings: ServeSettings) -> dict | None:
+    """The live parser's part of the page config (same shape as the main parser's), or None without one."""
+    live_dir = settings.live_parser_dir
+    if live_dir is None or not available_dtypes(live_dir):
+        return None
+    return {
+        "modelRoot": f"{PARSER_PATH}/",
+        "modelId": live_parser_model_id(Path(live_dir)),
+        "dtypes": available_dtypes(live_dir),
+        "inputSize": input_size(live_dir),
+    }
+
+
+def live_missing_note(settings: ServeSettings) -> str | None:
+    """Why live mode will be slow without a live parser, and how to make one (None when there is one)."""
+    if live_config(settings) is not None:
+        return None
+    size = input_size(settings.parser_dir)
+    return (f"No live parser: live mode runs the main parser ({size}×{size} px), which is built for photos and "
+            "is far too big for video — with the usual MiT-B5 parser, a frame every few seconds, not a live picture. "
+            + LIVE_HOW_TO)
 
 
 def page_config(settings: ServeSettings) -> dict:
@@ -50,8 +77,12 @@ def page_config(settings: ServeSettings) -> dict:
         "labelsUrl": f"{PARSER_PATH}/{model_id}/labels.json" if has_labels else f"{ASSETS_PATH}/labels.json",
         "vendorUrl": f"{ASSETS_PATH}/vendor/",
         "workerUrl": f"{ASSETS_PATH}/js/worker.js",
-        "apiName": "parse",
+        # The server `parse` API for static/js/api-client.js: its name and parameters, in order.
+        "api": {"parse": {"api": "parse", "fields": [{"name": "file", "kind": "file"},
+                                                     {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE}]}},
         "inputSize": input_size(parser_dir),
+        "live": live_config(settings),
+        "liveMissing": live_missing_note(settings),
         "maxPixels": MAX_PIXELS,
         "maxSide": MAX_SIDE,
     }

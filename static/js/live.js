@@ -1,0 +1,296 @@
+// Live camera mode of the Parse view: the camera's video, each frame parsed in a worker (the live parser when
+// the server has one, else the main parser, with a note that says why that is slow), the last label map
+// drawn over the video at the display rate, a frame-rate readout, Stop and Snapshot. Nothing leaves the page:
+// frames go to the worker as pixels, never to the server.
+//
+// Back-pressure: one frame in flight at most. When the worker answers, the next parse takes the newest frame;
+// every frame that played meanwhile is dropped, never queued.
+//
+// The box carries data-live-state (off | starting | loading | running | stopped | error), data-frames (frames
+// parsed since Start), data-model-id and data-input-size (what the worker reported), for people reading the
+// DOM, the tests and bench/live.py.
+import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
+
+const READOUT_WINDOW = 20; // frames the FPS and ms figures average over
+const READOUT_EVERY_MS = 250;
+
+const TEMPLATE = `
+<div class="fs-live" data-role="live-box" data-live-state="off" hidden>
+  <p class="fs-live-note" data-role="live-note" hidden></p>
+  <div class="fs-live-stage"><canvas data-role="live-canvas"></canvas></div>
+  <video data-role="live-video" autoplay playsinline muted hidden></video>
+  <div class="fs-live-bar">
+    <span class="fs-live-readout" data-role="live-readout" role="status">Starting the camera…</span>
+    <button type="button" class="fs-button" data-role="live-snapshot" disabled>Snapshot</button>
+    <button type="button" class="fs-button" data-role="live-stop">Stop</button>
+  </div>
+</div>`;
+
+export class LiveMode {
+  /**
+   * `config`: the page config (its `live` part, if any, names the live parser). Callbacks:
+   * `labels()` the label table, `opacity()` the overlay opacity, `backend()` the user's backend choice,
+   * `dtype()` the WASM precision chosen for photos, `recolour` a RecolourPanel, `onSnapshot(file)` takes a
+   * frame to the photo view, `onError(message)`.
+   */
+  constructor(container, config, hooks) {
+    this.config = config;
+    this.hooks = hooks;
+    this.options = { numThreads: navigator.hardwareConcurrency || 1 }; // bench/live.py sets numThreads
+    container.innerHTML = TEMPLATE;
+    this.el = Object.fromEntries([...container.querySelectorAll('[data-role]')].map((e) => [e.dataset.role, e]));
+    this.box = this.el['live-box'];
+    this.canvas = this.el['live-canvas'];
+    this.video = this.el['live-video'];
+    this.parser = null;
+    this.parserKey = null;
+    this.stream = null;
+    this.running = false;
+    this.session = 0; // bumped by Stop: a parse answered after it belongs to no session
+    this.el['live-stop'].addEventListener('click', () => this.stop());
+    this.el['live-snapshot'].addEventListener('click', () => this.snapshot());
+  }
+
+  /** The live parser's config for BrowserParser: the main config with the live model's URL, id, size, dtypes. */
+  get parserConfig() {
+    return this.config.live ? { ...this.config, ...this.config.live } : this.config;
+  }
+
+  setState(state) {
+    this.box.dataset.liveState = state;
+  }
+
+  setReadout(text) {
+    this.el['live-readout'].textContent = text;
+  }
+
+  // 1. Start: camera, then the model (the video shows while the model loads) -------------------------
+  async start() {
+    if (this.running) return;
+    const session = ++this.session;
+    this.box.hidden = false;
+    this.setState('starting');
+    this.setReadout('Starting the camera…');
+    this.el['live-note'].textContent = this.config.live ? '' : this.config.liveMissing;
+    this.el['live-note'].hidden = Boolean(this.config.live);
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: 'user', width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
+      });
+      if (session !== this.session) { // Stop was pressed while the camera started
+        stream.getTracks().forEach((track) => track.stop());
+        return;
+      }
+      this.stream = stream;
+      this.video.srcObject = stream;
+      await this.video.play();
+    } catch (err) {
+      if (session === this.session) {
+        this.fail(`The camera is not available (${err.message || err.name}): upload or paste a photo instead.`);
+      }
+      return;
+    }
+    if (session !== this.session) return; // stopped meanwhile
+    this.running = true;
+    this.frames = 0;
+    this.lastResult = null;
+    this.recent = []; // [{done, ms}] of the last READOUT_WINDOW frames
+    // Sums since Start, for bench/live.py: frames, round-trip ms, and the worker's stages.
+    this.totals = { frames: 0, ms: 0, preprocess: 0, model: 0, postprocess: 0 };
+    this.el['live-snapshot'].disabled = false;
+    this.drawLoop();
+    try {
+      this.setState('loading');
+      await this.ensureParser();
+    } catch (err) {
+      if (session === this.session) {
+        this.fail(`Live mode needs this browser to run the model, and it could not: ${err.message}`);
+      }
+      return;
+    }
+    if (session !== this.session) return;
+    this.setState('running');
+    this.box.dataset.modelId = this.parser.info.modelId;
+    this.box.dataset.inputSize = this.parser.info.inputSize;
+    this.box.dataset.device = this.parser.info.device;
+    this.parseLoop(session);
+  }
+
+  async ensureParser() {
+    const choice = this.hooks.backend() === 'server' ? 'auto' : this.hooks.backend(); // frames never go out
+    const config = this.parserConfig;
+    const wanted = this.hooks.dtype();
+    const dtype = config.dtypes.includes(wanted) ? wanted : config.dtypes.includes('q8') ? 'q8' : config.dtypes[0];
+    const key = `${choice}/${dtype}/${this.options.numThreads}`;
+    if (this.parserKey === key) return this.loading; // loaded, or loading (a quick Stop → Start)
+    this.parser?.dispose();
+    this.parser = null;
+    this.parserKey = key;
+    const { numThreads } = this.options;
+    this.loading = loadFirstBackend(config, choice, dtype, {
+      onStep: (name) => this.setReadout(`Loading the ${this.config.live ? 'live' : 'main'} parser for ${name}…`),
+      callbacks: (name) => ({ onStatus: (phase) => this.setReadout(`${name}: ${phase}…`) }),
+      numThreads,
+    }).then(({ parser }) => {
+      if (this.parserKey === key) this.parser = parser; else parser.dispose(); // replaced while it loaded
+    }, (err) => {
+      if (this.parserKey === key) this.parserKey = null;
+      throw err;
+    });
+    return this.loading;
+  }
+
+  // 2. Parse loop: one frame in flight, always the newest -----------------------------------------------
+  grabFrame() {
+    const { videoWidth: width, videoHeight: height } = this.video;
+    if (!this.grab || this.grab.width !== width || this.grab.height !== height) {
+      this.grab = new OffscreenCanvas(width, height);
+      this.grabContext = this.grab.getContext('2d', { willReadFrequently: true });
+    }
+    this.grabContext.drawImage(this.video, 0, 0);
+    return { rgba: this.grabContext.getImageData(0, 0, width, height).data, width, height };
+  }
+
+  async parseLoop(session) {
+    while (this.running && session === this.session) {
+      if (this.video.readyState < 2 || !this.video.videoWidth) {
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+        continue;
+      }
+      const frame = this.grabFrame();
+      const t0 = performance.now();
+      let out;
+      try {
+        out = await this.parser.parse(frame.rgba, frame.width, frame.height);
+      } catch (err) {
+        if (session === this.session) this.fail(`Parsing a frame failed: ${err.message}`);
+        return;
+      }
+      if (!this.running || session !== this.session) return; // answered after Stop: not shown, not counted
+      const done = performance.now();
+      this.frames++;
+      this.box.dataset.frames = String(this.frames);
+      this.recent.push({ done, ms: done - t0 });
+      this.totals.frames++;
+      this.totals.ms += done - t0;
+      for (const stage of ['preprocess', 'model', 'postprocess']) this.totals[stage] += out.timings[stage];
+      if (this.recent.length > READOUT_WINDOW) this.recent.shift();
+      this.lastResult = { ...out, rgba: frame.rgba, mask: null };
+    }
+  }
+
+  /** {fps, ms}: frames parsed per second and the mean time a frame took, over the last few frames. */
+  rate() {
+    const { recent } = this;
+    if (recent.length < 2) return null;
+    const span = recent[recent.length - 1].done - recent[0].done;
+    const ms = recent.reduce((sum, r) => sum + r.ms, 0) / recent.length;
+    return { fps: span > 0 ? ((recent.length - 1) * 1000) / span : 0, ms };
+  }
+
+  // 3. Display: the video at the display rate, the last label map over it ------------------------------
+  drawLoop() {
+    const ctx = this.canvas.getContext('2d', { willReadFrequently: true });
+    let lastReadout = 0;
+    let drawn = '';
+    const draw = (now) => {
+      if (!this.running) return;
+      const { videoWidth: width, videoHeight: height } = this.video;
+      // Redraw only when something changed (a new video frame, label map or setting): on a 2-core laptop
+      // every idle millisecond goes to the parser.
+      const key = [this.video.currentTime, width, height, this.frames, this.hooks.opacity(),
+        this.hooks.recolour.stateKey()].join('|');
+      if (width && height && key !== drawn) {
+        drawn = key;
+        if (this.canvas.width !== width || this.canvas.height !== height) {
+          this.canvas.width = width;
+          this.canvas.height = height;
+        }
+        ctx.drawImage(this.video, 0, 0);
+        const result = this.lastResult;
+        if (result && result.width === width && result.height === height) this.paintLabels(ctx, result);
+      }
+      if (now - lastReadout > READOUT_EVERY_MS) {
+        lastReadout = now;
+        this.showRate();
+      }
+      this.raf = requestAnimationFrame(draw);
+    };
+    this.raf = requestAnimationFrame(draw);
+  }
+
+  paintLabels(ctx, result) {
+    const { width, height, labels } = result;
+    if (this.hooks.recolour.active) {
+      const frame = ctx.getImageData(0, 0, width, height);
+      this.hooks.recolour.apply(frame.data, labels, width, height, frame.data);
+      ctx.putImageData(frame, 0, 0);
+      return;
+    }
+    const opacity = this.hooks.opacity();
+    if (!result.mask || result.mask.opacity !== opacity) result.mask = this.colourMask(labels, width, height, opacity);
+    ctx.drawImage(result.mask.canvas, 0, 0);
+  }
+
+  /** The label map as a translucent colour layer (background transparent), drawn over each video frame. */
+  colourMask(labels, width, height, opacity) {
+    const palette = this.hooks.labels().map((l) => l.color);
+    const image = new ImageData(width, height);
+    const alpha = Math.round(opacity * 255);
+    for (let i = 0, p = 0; i < labels.length; i++, p += 4) {
+      const c = labels[i];
+      if (c === 0 || !palette[c]) continue;
+      image.data[p] = palette[c][0]; image.data[p + 1] = palette[c][1]; image.data[p + 2] = palette[c][2];
+      image.data[p + 3] = alpha;
+    }
+    const canvas = new OffscreenCanvas(width, height);
+    canvas.getContext('2d').putImageData(image, 0, 0);
+    return { canvas, opacity };
+  }
+
+  showRate() {
+    const rate = this.rate();
+    if (!rate || !this.parser?.info) return;
+    const { device, dtype, numThreads, inputSize } = this.parser.info;
+    const threads = device === 'wasm' ? ` · ${numThreads} thread${numThreads > 1 ? 's' : ''}` : '';
+    this.box.dataset.fps = rate.fps.toFixed(2);
+    this.box.dataset.ms = rate.ms.toFixed(1);
+    this.setReadout(`${rate.fps.toFixed(1)} FPS · ${Math.round(rate.ms)} ms a frame — `
+      + `${this.config.live ? 'live' : 'main'} parser, ${inputSize} px, ${DEVICE_NAMES[device]} ${dtype}${threads}`);
+  }
+
+  // 4. Stop and Snapshot -------------------------------------------------------------------------------
+  /** Stop the camera's tracks, the parse loop and the drawing; the loaded model stays for the next Start. */
+  stop(reason = null) {
+    this.session++;
+    this.running = false;
+    cancelAnimationFrame(this.raf);
+    this.stream?.getTracks().forEach((track) => track.stop());
+    this.stream = null;
+    this.video.srcObject = null;
+    this.el['live-snapshot'].disabled = true;
+    if (!reason) {
+      this.setState('stopped');
+      this.setReadout(`Stopped · ${this.frames ?? 0} frames parsed.`);
+    }
+  }
+
+  fail(message) {
+    this.stop(message);
+    this.setState('error');
+    this.setReadout('Live mode stopped.');
+    this.hooks.onError(message);
+  }
+
+  /** The current frame, full size, to the photo view (parsed there by the main parser at full quality). */
+  async snapshot() {
+    if (!this.running || !this.video.videoWidth) return;
+    const { videoWidth: width, videoHeight: height } = this.video;
+    const canvas = new OffscreenCanvas(width, height);
+    canvas.getContext('2d').drawImage(this.video, 0, 0);
+    const blob = await canvas.convertToBlob({ type: 'image/png' });
+    this.stop();
+    this.box.hidden = true;
+    await this.hooks.onSnapshot(new File([blob], 'camera.png', { type: 'image/png' }));
+  }
+}

@@ -1,0 +1,188 @@
+"""Live camera mode in real Chromium with a fake camera (the astronaut as a Y4M clip): frames are parsed by the
+live parser in the page, the readout shows the rate, nothing is sent, Stop ends the stream and the loop, and
+Snapshot hands the frame to the main parser."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.browser.conftest import PARSE_TIMEOUT_MS, ParsePage
+from tests.browser.fake_camera import astronaut_y4m, camera_args
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, build_tiny_parser
+
+pytestmark = pytest.mark.browser
+
+LIVE_SIZE = 128  # the live parser's input size: distinct from the main parser's 512, so the test can tell them apart
+READOUT = re.compile(r"^(\d+\.\d) FPS · (\d+) ms a frame")
+
+
+@pytest.fixture(scope="module")
+def camera_browser(browser, tmp_path_factory):
+    """A second Chromium from the session's Playwright (a second sync_playwright would fail), with the fake
+    camera playing the astronaut."""
+    y4m = astronaut_y4m(tmp_path_factory.mktemp("camera") / "astronaut.y4m")
+    chromium = browser.browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera_args(y4m))
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def live_export_dir(tmp_path_factory) -> Path:
+    """A second tiny parser, exported at 128 px: the live parser."""
+    from webapp.cli import main
+
+    work = tmp_path_factory.mktemp("live-parser")
+    model = build_tiny_parser(work / "model", seed=7)
+    pre = json.loads((model / "preprocessor_config.json").read_text())
+    pre["size"] = {"height": LIVE_SIZE, "width": LIVE_SIZE}
+    (model / "preprocessor_config.json").write_text(json.dumps(pre))
+    assert main(["export", "--model", str(model), "--out", str(work / "export"), "--dtypes", "fp32,q8",
+                 "--quiet"]) == 0
+    return work / "export"
+
+
+@pytest.fixture(scope="module")
+def live_server(tiny_export_dir, live_export_dir):
+    from webapp.server import run_in_thread
+    from webapp.settings import ServeSettings
+
+    with run_in_thread(ServeSettings(port=0, parser_dir=tiny_export_dir, live_parser_dir=live_export_dir)) as handle:
+        yield handle
+
+
+def open_page(camera_browser, server) -> ParsePage:
+    page = ParsePage(camera_browser, server)
+    page.context.grant_permissions(["camera"], origin=server.url.rstrip("/"))
+    return page.open()
+
+
+def live_attr(page: ParsePage, name: str) -> str | None:
+    return page.page.locator("[data-role=live-box]").get_attribute(name)
+
+
+def start_live(page: ParsePage, frames: int = 3) -> None:
+    page.page.click("[data-role=camera]")
+    page.page.wait_for_selector("[data-role=live-box][data-live-state=running]", state="attached",
+                                timeout=PARSE_TIMEOUT_MS)
+    page.page.wait_for_function(f"Number(document.querySelector('[data-role=live-box]').dataset.frames) >= {frames}",
+                                timeout=PARSE_TIMEOUT_MS)
+
+
+def test_live_mode_parses_the_camera_with_the_live_parser_and_sends_nothing(camera_browser, live_server) -> None:
+    page = open_page(camera_browser, live_server)
+    try:
+        config = json.loads(page.root.get_attribute("data-config"))
+        assert config["live"]["modelId"].startswith("live-") and config["live"]["inputSize"] == LIVE_SIZE
+        page.requests.clear()
+        start_live(page)
+
+        # The worker that parses the frames reports the live model and its 128-px input, not the main one.
+        assert live_attr(page, "data-model-id") == config["live"]["modelId"] != config["modelId"]
+        assert live_attr(page, "data-input-size") == str(LIVE_SIZE)
+        assert page.page.locator("[data-role=live-note]").is_hidden()  # no "slow" warning with a live parser
+        page.page.wait_for_function("/FPS/.test(document.querySelector('[data-role=live-readout]').textContent)")
+        readout = page.text("live-readout")
+        match = READOUT.match(readout)
+        assert match and float(match[1]) > 0 and int(match[2]) > 0, readout
+        assert "live parser, 128 px, WASM" in readout
+
+        # The overlay is drawn on the video: the live canvas shows the astronaut tinted by the label colours.
+        shown = page.page.evaluate("""() => {
+            const c = document.querySelector('[data-role=live-canvas]');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let sum = 0; for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
+            return {w: c.width, h: c.height, mean: sum / (d.length / 4 * 3)};
+        }""")
+        assert (shown["w"], shown["h"]) == (640, 480) and shown["mean"] > 20
+
+        # Recolour works live too: choosing a group changes what is drawn (the astronaut clip is a still, so
+        # the overlay alone would look the same frame after frame), with no server either.
+        grab = "document.querySelector('[data-role=live-canvas]').toDataURL('image/png')"
+        overlay_frame = page.page.evaluate(grab)
+        assert page.page.evaluate(grab) == overlay_frame
+        page.page.click("[data-role=recolour-groups] [data-group=skin]")
+        page.page.wait_for_timeout(300)
+        assert page.page.evaluate(grab) != overlay_frame
+
+        # Stop: the camera's track ends and the worker gets no more frames.
+        page.page.evaluate("""() => {
+            const live = document.querySelector('.fs-parse').view.live;
+            window.__tracks = live.stream.getVideoTracks();
+            window.__calls = 0;
+            const parse = live.parser.parse.bind(live.parser);
+            live.parser.parse = (...args) => { window.__calls++; return parse(...args); };
+        }""")
+        page.page.wait_for_function("window.__calls >= 1", timeout=PARSE_TIMEOUT_MS)  # the spy sees the loop
+        page.page.click("[data-role=live-stop]")
+        assert live_attr(page, "data-live-state") == "stopped"
+        assert page.page.evaluate("window.__tracks.map((t) => t.readyState)") == ["ended"]
+        calls, frames = page.page.evaluate("window.__calls"), live_attr(page, "data-frames")
+        page.page.wait_for_timeout(1500)
+        assert page.page.evaluate("window.__calls") == calls, "the worker loop kept parsing after Stop"
+        assert live_attr(page, "data-frames") == frames
+        assert "Stopped" in page.text("live-readout")
+
+        # Nothing with a body left the page during live mode (frames are pixels in the worker, never uploads).
+        sent = [r.url for r in page.requests if r.post_data_buffer]
+        assert sent == [], sent
+        assert not page.errors
+    finally:
+        page.close()
+
+
+def test_snapshot_parses_the_frame_with_the_main_parser(camera_browser, live_server) -> None:
+    page = open_page(camera_browser, live_server)
+    try:
+        page.page.select_option("[data-role=backend]", "wasm")
+        start_live(page, frames=1)
+        page.page.evaluate("document.querySelector('.fs-parse').dataset.state = 'waiting'")
+        page.page.click("[data-role=live-snapshot]")
+        page.page.wait_for_selector(".fs-parse[data-state=done], .fs-parse[data-state=error]", state="attached",
+                                    timeout=PARSE_TIMEOUT_MS)
+        assert page.root.get_attribute("data-state") == "done", page.text("error")
+        assert live_attr(page, "data-live-state") == "stopped"
+        assert "Parsed in this browser · WASM" in page.text("status")
+        # The main parser (512 px) ran on the full 640×480 frame.
+        main_info = page.page.evaluate("document.querySelector('.fs-parse').view.parser.info")
+        config = json.loads(page.root.get_attribute("data-config"))
+        assert main_info["modelId"] == config["modelId"] and main_info["inputSize"] == 512
+        labels = np.asarray(Image.open(page.download("labels")))
+        assert labels.shape == (480, 640)
+    finally:
+        page.close()
+
+
+def test_without_a_live_parser_live_mode_runs_the_main_one_and_says_it_is_slow(camera_browser, server) -> None:
+    page = open_page(camera_browser, server)
+    try:
+        config = json.loads(page.root.get_attribute("data-config"))
+        assert config["live"] is None
+        start_live(page, frames=1)
+        note = page.text("live-note")
+        assert page.page.locator("[data-role=live-note]").is_visible()
+        assert "No live parser" in note and "too big for video" in note
+        assert "face-studio distil" in note and "--live-parser" in note
+        assert live_attr(page, "data-model-id") == config["modelId"]
+        assert live_attr(page, "data-input-size") == "512"
+        page.page.click("[data-role=live-stop]")
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_serve_refuses_a_live_parser_that_is_not_an_export(tmp_path: Path, capsys, kind) -> None:
+    from webapp.cli import main
+
+    folder = tmp_path / "live"
+    if kind == "empty":
+        folder.mkdir()
+    assert main(["serve", "--port", "0", "--live-parser", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--live-parser {folder}" in err
+    assert f"face-studio export --model STUDENT_DIR --out {folder}" in err

@@ -1,0 +1,49 @@
+"""Bad inputs of the ``inpaint`` and ``restyle`` APIs (the docs' table is generated from these).
+
+Each case's ``kwargs`` replace values of a good call (``tests/editing/test_edit_api.py``: the astronaut, a
+mask over the hair, prompt "red hair", 3 steps); a string value of a file field (``image``, ``mask``) names
+one of that test's files: ``small`` (10×10 mask), ``empty`` (all black), ``text`` (not a picture).
+"""
+
+from __future__ import annotations
+
+from tests.bad_input import BadInput
+
+INPAINT, RESTYLE = "API inpaint", "API restyle"
+NAN = float("nan")
+
+BAD_INPUTS: list[BadInput] = [
+    BadInput(INPAINT, "grow = None", "grow must be a whole number between -128 and 128, got None",
+             kwargs={"grow": None}, exit_code=None),
+    BadInput(INPAINT, "feather = None", "feather must be a whole number between 0 and 64, got None",
+             kwargs={"feather": None}, exit_code=None),
+    BadInput(INPAINT, "seed = NaN", "seed must be a whole number between -1 and 4294967295, got nan",
+             kwargs={"seed": NAN}, exit_code=None),
+    BadInput(INPAINT, "steps = NaN", "steps must be a whole number between 1 and 150, got nan",
+             kwargs={"steps": NAN}, exit_code=None),
+    BadInput(INPAINT, "grow = NaN", "grow must be a whole number between -128 and 128, got nan",
+             kwargs={"grow": NAN}, exit_code=None),
+    BadInput(INPAINT, "feather = NaN", "feather must be a whole number between 0 and 64, got nan",
+             kwargs={"feather": NAN}, exit_code=None),
+    BadInput(INPAINT, "grow = 1000", "grow must be between -128 and 128, got 1000", kwargs={"grow": 1000},
+             exit_code=None),
+    BadInput(INPAINT, "guidance = 31", "guidance must be between 0 and 30, got 31", kwargs={"guidance": 31},
+             exit_code=None),
+    BadInput(INPAINT, "regions = '²'", "regions: unknown region name(s): '²'", kwargs={"regions": "²"},
+             exit_code=None),
+    BadInput(INPAINT, "regions = 'hair,beard'", "regions: unknown region name(s): 'beard'",
+             kwargs={"regions": "hair,beard"}, exit_code=None),
+    BadInput(INPAINT, "strength = 0", "strength must be between 0.05 and 1, got 0", kwargs={"strength": 0},
+             exit_code=None),
+    BadInput(INPAINT, "a 10×10 mask for a 200×152 photo", "the mask is 10×10 but the image is 200×152",
+             kwargs={"mask": "small"}, exit_code=None),
+    BadInput(INPAINT, "an all-black mask", "the mask is empty", kwargs={"mask": "empty"}, exit_code=None),
+    BadInput(INPAINT, "a text file as the image", "is not an image we can read", kwargs={"image": "text"},
+             exit_code=None),
+    BadInput(RESTYLE, "seed = NaN", "seed must be a whole number between -1 and 4294967295, got nan",
+             kwargs={"seed": NAN}, exit_code=None),
+    BadInput(RESTYLE, "steps = None", "steps must be a whole number between 1 and 150, got None",
+             kwargs={"steps": None}, exit_code=None),
+    BadInput(RESTYLE, "strength = 'a lot'", "strength must be a number between 0.05 and 1, got 'a lot'",
+             kwargs={"strength": "a lot"}, exit_code=None),
+]
