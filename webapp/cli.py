@@ -12,10 +12,10 @@ import sys
 
 from face_studio import __version__
 from face_studio.errors import UserError
-from webapp.commands import edit, evaluate, export, parse, serve, synth, train, verify
+from webapp.commands import distil, edit, evaluate, export, parse, serve, synth, train, verify
 
 # Each module: HELP, add_arguments(parser), run(args) -> int. In the order `--help` lists them.
-COMMANDS = (export, verify, serve, parse, edit, synth, train, evaluate)
+COMMANDS = (export, verify, serve, parse, edit, synth, train, distil, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -171,3 +171,138 @@ def format_table(results: dict[str, dict]) -> str:
     faces = {results[c].get("faces") for c in cols}
     lines.append(f"({', '.join(str(f) for f in faces)} faces)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Against a teacher: agreement, with or without ground truth
+
+PLAIN_SCORE_SIDE = 512  # plain photos are scored at their own size, shrunk to at most this side
+
+
+def _scored_inputs(data_dir: str | Path, limit: int | None):
+    """``[(image, labels or None, (height, width))]`` loaders: labelled faces (images/ + masks/, CelebAMask-HQ)
+    are scored at the mask's size; a folder of plain photos at the photo's size (≤ PLAIN_SCORE_SIDE a side)."""
+    from face_studio.images import load_image
+    from face_studio.training.distil import find_images
+
+    root = Path(data_dir)
+    layouts = (("images", "masks"), (data_io.CELEBA_IMAGES, data_io.CELEBA_MASKS))
+    labelled = any((root / a).is_dir() and (root / b).is_dir() for a, b in layouts)
+    if labelled:
+        samples = data_io.find_samples(root)[:limit]
+        return [lambda s=s: (*data_io.load_pair(s), None) for s in samples], True
+
+    def plain(path: Path):
+        image = load_image(path, what="photo")
+        scale = min(1.0, PLAIN_SCORE_SIDE / max(image.size))
+        return image, None, (max(1, round(image.height * scale)), max(1, round(image.width * scale)))
+
+    return [lambda p=p: plain(p) for p in find_images(root, flag="--data")[:limit]], False
+
+
+def _labels_of(predict: Predictor, side: int, images: list, shapes: list) -> list[np.ndarray]:
+    logits = predict(to_pixel_values(images, side))
+    return [logits_to_labels(lg, h, w) for lg, (h, w) in zip(logits, shapes, strict=True)]
+
+
+def evaluate_against_teacher(model: str | Path, teacher: str, data_dir: str | Path,
+                             dtypes: Sequence[str] | None = None, *, size: int | None = None,
+                             teacher_size: int | None = None, revision: str | None = None, batch: int = 4,
+                             limit: int | None = None, progress: bool = False) -> dict[str, dict]:
+    """Score a model (PyTorch folder, or each dtype of an export) against a teacher's labels.
+
+    ``{name: {"agreement", "miou_vs_teacher", "per_class_vs_teacher", "faces"}}`` — agreement is the share of
+    pixels where the model's label equals the teacher's; mIoU treats the teacher's labels as ground truth. When
+    ``data_dir`` is labelled, each entry (and a ``"teacher"`` entry) also holds the ground-truth scores
+    (``miou``, ``mean_f1``, ``pixel_accuracy``, ``per_class``). Each model runs at its own input size.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from face_studio.training.distil import load_teacher, teacher_input_size
+
+    model = Path(model)
+    if not model.is_dir():
+        raise UserError(f"--model {model}: no such folder (give a `face-studio distil --out`, `train --out` or "
+                        f"`export --out` folder).")
+    predictors: dict[str, tuple[Predictor, int]] = {}
+    model_size = size or input_size(model)
+    if (model / "onnx").is_dir():
+        present = export_dtypes(model)
+        wanted = list(present if dtypes is None else dtypes)
+        missing = [d for d in wanted if d not in present]
+        if missing:
+            raise UserError(f"{model} has no {', '.join(DTYPE_FILES.get(d, d) for d in missing)}: choose from "
+                            f"{', '.join(present) or 'none'}.")
+        if (model / "model.safetensors").is_file():
+            predictors["pytorch"] = (torch_predictor(model), model_size)
+        for dtype in wanted:
+            predictors[dtype] = (onnx_predictor(model / DTYPE_FILES[dtype]), model_size)
+    else:
+        if dtypes:
+            raise UserError(f"--dtypes needs an export folder (with onnx/); {model} is a PyTorch folder.")
+        predictors["pytorch"] = (torch_predictor(model), model_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    teacher_model = load_teacher(teacher, revision).to(device)
+    t_size = teacher_size or teacher_input_size(teacher, revision)
+
+    def teacher_predict(pixel_values: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return teacher_model(pixel_values=torch.from_numpy(pixel_values).to(device)).logits.float().cpu().numpy()
+
+    loaders, labelled = _scored_inputs(data_dir, limit)
+    vs_teacher = {name: ConfusionMatrix() for name in predictors}
+    vs_truth = {name: ConfusionMatrix() for name in [*predictors, "teacher"]}
+    bar = tqdm(total=len(loaders), desc="evaluating", unit="face", disable=not progress, file=sys.stderr)
+    for start in range(0, len(loaders), batch):
+        items = [load() for load in loaders[start:start + batch]]
+        shapes = [labels.shape if labels is not None else hw for _, labels, hw in items]
+        images = [image for image, _, _ in items]
+
+        reference = _labels_of(teacher_predict, t_size, images, shapes)
+        for name, (predict, side) in predictors.items():
+            preds = _labels_of(predict, side, images, shapes)
+            for pred, ref, (_, truth, _) in zip(preds, reference, items, strict=True):
+                vs_teacher[name].update(pred, ref)
+                if truth is not None:
+                    vs_truth[name].update(pred, truth)
+        for ref, (_, truth, _) in zip(reference, items, strict=True):
+            if truth is not None:
+                vs_truth["teacher"].update(ref, truth)
+        bar.update(len(items))
+    bar.close()
+    results: dict[str, dict] = {}
+    for name, cm in vs_teacher.items():
+        scores = cm.scores()
+        results[name] = {"agreement": scores["pixel_accuracy"], "miou_vs_teacher": scores["miou"],
+                         "per_class_vs_teacher": scores["per_class"], "faces": len(loaders)}
+        if labelled:
+            results[name].update(vs_truth[name].scores())
+    if labelled:
+        results["teacher"] = {**vs_truth["teacher"].scores(), "faces": len(loaders)}
+    return results
+
+
+def format_teacher_table(results: dict[str, dict]) -> str:
+    """A plain-text table of :func:`evaluate_against_teacher`'s results (— where a cell does not apply)."""
+    cols = list(results)
+    width = max(10, *(len(c) + 1 for c in cols))
+
+    def cell(value, fmt: str) -> str:
+        return f"{'—' if value is None else format(value, fmt):>{width}}"
+
+    lines = [f"{'':<26}" + "".join(f"{c:>{width}}" for c in cols)]
+    rows = [("agreement", "agreement with teacher", ".2%"), ("miou_vs_teacher", "mIoU vs teacher", ".4f")]
+    labelled = "teacher" in results
+    if labelled:
+        rows += [("miou", "mIoU (ground truth)", ".4f"), ("mean_f1", "mean F1 (ground truth)", ".4f"),
+                 ("pixel_accuracy", "pixel acc. (ground truth)", ".4f")]
+    for key, title, fmt in rows:
+        lines.append(f"{title:<26}" + "".join(cell(results[c].get(key), fmt) for c in cols))
+    lines.append("IoU per class vs teacher")
+    for name in NAMES:
+        values = [results[c].get("per_class_vs_teacher", {}).get(name, {}).get("iou") for c in cols]
+        lines.append(f"  {name:<24}" + "".join(cell(v, ".4f") for v in values))
+    faces = {results[c].get("faces") for c in cols}
+    lines.append(f"({', '.join(str(f) for f in faces)} {'labelled faces' if labelled else 'photos, no labels'})")
+    return "\n".join(lines)

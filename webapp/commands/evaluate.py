@@ -20,6 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=4, help="faces per inference batch (default: 4)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N faces")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--teacher", default=None, metavar="DIR_OR_HUB_ID",
+                   help="also score agreement with this parser (e.g. a distil student's teacher); --data may then "
+                        "be a folder of plain photos, no masks")
+    p.add_argument("--teacher-size", type=int, default=None,
+                   help="the teacher's input side (default: its preprocessor_config, 512)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from face_studio.training.evaluate import evaluate_path, format_table
 
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] if args.dtypes else None
+    if getattr(args, "teacher", None):
+        return _run_against_teacher(args, dtypes)
     try:
         results = evaluate_path(args.model, args.data, dtypes, size=args.size, batch=args.batch, limit=args.limit,
                                 progress=not args.quiet)
@@ -34,4 +41,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+def _run_against_teacher(args: argparse.Namespace, dtypes: list[str] | None) -> int:
+    from face_studio.training.evaluate import evaluate_against_teacher, format_teacher_table
+
+    results = evaluate_against_teacher(args.model, args.teacher, args.data, dtypes, size=args.size,
+                                       teacher_size=args.teacher_size, batch=args.batch, limit=args.limit,
+                                       progress=not args.quiet)
+    print(json.dumps(results, indent=2) if args.json else format_teacher_table(results))
     return 0

@@ -1,0 +1,576 @@
+"""Distil a small SegFormer student from a big teacher on unlabelled face photos (no masks).
+
+    distil(DistilConfig(teacher="jonathandinu/face-parsing", images="photos/", student="mit-b0", size=256,
+                        out="runs/live"))
+
+The teacher's logits are the targets: ``alpha`` · KL(teacher ‖ student) at ``temperature`` (scaled by T²) plus
+(1 − ``alpha``) · cross-entropy on the teacher's argmax. The teacher runs once over every photo; its logits, at the
+student's logits resolution (``size``/4), and the photos resized to ``size`` are cached in
+``OUT/teacher-cache/<key>.safetensors`` (fp16 logits, uint8 pixels), keyed by the teacher's weights sha256, the
+image list (names, bytes, mtimes) and both input sizes — so epochs (and ``--resume``) never run the teacher again.
+Augmentation is a mirror (the cached logits are mirrored too, with left/right classes swapped: flip_lut) and colour
+jitter (the picture only: the student learns the teacher's answer for the clean photo).
+
+Writes, like ``face-studio train``::
+
+    OUT/config.json  OUT/model.safetensors  OUT/preprocessor_config.json   the best checkpoint by agreement
+    OUT/training.json                                                     what was distilled, how, and the scores
+    OUT/checkpoints/checkpoint-N/                                         Trainer state for --resume
+
+"Agreement" is the share of pixels where the student's argmax equals the teacher's, on a held-out split of the
+photos. ``face-studio export --model OUT`` takes the folder unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from face_studio.errors import UserError
+from face_studio.images import load_image
+from face_studio.labels import NAMES, NUM_LABELS, flip_lut
+from face_studio.preprocess import INPUT_SIZE, MEAN, STD, input_size, to_pixel_values
+from face_studio.training.augment import AugmentConfig, colour
+from face_studio.training.data import IMAGE_EXTS
+from face_studio.training.metrics import ConfusionMatrix
+
+STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
+DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
+DEFAULT_TEMPERATURE = 2.0  # softens both distributions so the teacher's second choices carry signal
+# From-scratch rates measured on synthetic faces (tiny: README's recipe); a pretrained --init wants a smaller one.
+DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
+CACHE = "teacher-cache"
+CHECKPOINTS = "checkpoints"
+LOGITS_STRIDE = 4  # SegFormer's logits are size/4 a side
+TEACHER_BATCH = 8
+
+
+@dataclass
+class DistilConfig:
+    """Everything one distillation run needs; the CLI flags map one to one."""
+
+    teacher: str
+    images: str | Path
+    out: str | Path
+    student: str = "mit-b0"
+    size: int = 256
+    epochs: float = 30.0
+    lr: float | None = None  # None: DEFAULT_LR for the student (or for --init)
+    batch: int = 16
+    alpha: float = DEFAULT_ALPHA
+    temperature: float = DEFAULT_TEMPERATURE
+    val_fraction: float = 0.1
+    seed: int = 0
+    resume: bool = False
+    augment: bool = True
+    init: str | None = None  # a save_pretrained folder or hub id (e.g. nvidia/mit-b0) of the student's size
+    teacher_size: int | None = None  # None: the teacher's preprocessor_config (512 for jonathandinu/face-parsing)
+    revision: str | None = None  # of the teacher
+    workers: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.student not in STUDENTS:
+            raise UserError(f"--student {self.student}: choose one of {', '.join(STUDENTS)}.")
+        for flag, size in (("--size", self.size), ("--teacher-size", self.teacher_size)):
+            if size is not None and (size < 32 or size % 32):
+                raise UserError(f"{flag} must be a multiple of 32, at least 32 (got {size}): SegFormer "
+                                f"downsamples by 32. Try 256 (or 320, 384).")
+        if self.epochs <= 0:
+            raise UserError(f"--epochs must be positive (got {self.epochs}).")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"--lr must be a positive number (got {self.lr}).")
+        if self.batch < 1:
+            raise UserError(f"--batch must be at least 1 (got {self.batch}).")
+        if not 0 <= self.alpha <= 1:
+            raise UserError(f"--alpha must be between 0 (argmax cross-entropy only) and 1 (soft KL only), "
+                            f"got {self.alpha}.")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise UserError(f"--temperature must be a positive number (got {self.temperature}); 1–4 is usual.")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction must be between 0 and 1 (got {self.val_fraction}).")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR["init" if self.init else self.student]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs: photos and teacher
+
+
+def find_images(folder: str | Path, flag: str = "--images") -> list[Path]:
+    """The pictures directly in ``folder`` (or, when it has none, in ``folder/images/``), sorted by name."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"{flag} {root}: no such folder; give a folder of face photos (JPEG, PNG, WebP).")
+
+    def listed(d: Path) -> list[Path]:
+        return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+    found = listed(root)
+    if not found and (root / "images").is_dir():
+        found = listed(root / "images")
+    if not found:
+        raise UserError(f"{flag} {root}: no images in the folder (or an images/ subfolder); add face photos "
+                        f"({', '.join(IMAGE_EXTS)}).")
+    return found
+
+
+def _teacher_file(teacher: str, name: str, revision: str | None) -> Path | None:
+    path = Path(teacher)
+    if path.exists():
+        return path / name if (path / name).is_file() else None
+    from transformers.utils import cached_file
+
+    found = cached_file(teacher, name, revision=revision, _raise_exceptions_for_missing_entries=False)
+    return Path(found) if found else None
+
+
+def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher"):
+    """A 19-class face ``SegformerForSemanticSegmentation`` (eval mode) from a folder or hub id; safetensors only.
+
+    Raises :class:`UserError` for a folder without config.json or model.safetensors, a model that is not a
+    SegFormer, or one whose labels are not the 19 face labels in order.
+    """
+    from transformers import AutoConfig, SegformerForSemanticSegmentation
+
+    path = Path(teacher)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{flag} {teacher}: the folder has no config.json; give a save_pretrained folder or a "
+                            f"hub id such as jonathandinu/face-parsing.")
+        if not (path / "model.safetensors").is_file():
+            raise UserError(f"{flag} {teacher}: no model.safetensors in the folder (only safetensors weights are "
+                            f"loaded).")
+    try:
+        config = AutoConfig.from_pretrained(teacher, revision=revision)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{flag} {teacher}: could not read its config ({err}). Give a local folder or a hub id "
+                        f"such as jonathandinu/face-parsing; offline, download it first.") from None
+    if config.model_type != "segformer":
+        raise UserError(f"{flag} {teacher} is a {config.model_type!r} model, not a SegFormer: give a SegFormer face "
+                        f"parser such as jonathandinu/face-parsing.")
+    names = [str(config.id2label.get(i, config.id2label.get(str(i), "?"))).strip().lower()
+             for i in range(config.num_labels)]
+    if names != list(NAMES):
+        raise UserError(f"{flag} {teacher} predicts {config.num_labels} classes ({', '.join(names[:6])}"
+                        f"{' …' if len(names) > 6 else ''}), not the {NUM_LABELS} face labels in CelebAMask-HQ "
+                        f"order (background, skin, nose, …, cloth): give a 19-class face parser.")
+    try:
+        model = SegformerForSemanticSegmentation.from_pretrained(teacher, revision=revision, use_safetensors=True)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{flag} {teacher}: could not load safetensors weights ({err}).") from None
+    return model.eval()
+
+
+def teacher_input_size(teacher: str, revision: str | None = None) -> int:
+    """The side the teacher was trained at: its preprocessor_config.json (512 when absent)."""
+    found = _teacher_file(teacher, "preprocessor_config.json", revision)
+    return input_size(found.parent) if found else INPUT_SIZE
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(teacher_sha: str, images: list[Path], teacher_size: int, size: int) -> str:
+    """What the cached targets depend on: the teacher's weights, every photo (name, bytes, mtime), both sizes."""
+    digest = hashlib.sha256(f"{teacher_sha}|{teacher_size}|{size}".encode())
+    for p in images:
+        st = p.stat()
+        digest.update(f"|{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def teacher_targets(model, images: list[Path], teacher_size: int, size: int, *, batch: int = TEACHER_BATCH,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Run the teacher over ``images`` once: ``(pixels, logits)``.
+
+    ``pixels``: ``(N, size, size, 3)`` uint8, each photo resized (bilinear) to the student's input.
+    ``logits``: ``(N, 19, size/4, size/4)`` fp16, the teacher's logits (at ``teacher_size`` input) resized
+    to the student's logits grid. Raises :class:`UserError` naming an unreadable photo, or non-finite logits.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    grid = size // LOGITS_STRIDE
+    device = next(model.parameters()).device
+    pixels = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    logits = np.empty((len(images), NUM_LABELS, grid, grid), dtype=np.float16)
+    bar = tqdm(total=len(images), desc="teacher logits", unit="photo", disable=not progress, file=sys.stderr)
+    for start in range(0, len(images), batch):
+        paths = images[start:start + batch]
+        loaded = [load_image(p, what="photo") for p in paths]  # ImageInputError (a UserError) names the file
+        for j, image in enumerate(loaded):
+            pixels[start + j] = np.asarray(image.resize((size, size), Image.BILINEAR))
+        with torch.no_grad():
+            out = model(pixel_values=torch.from_numpy(to_pixel_values(loaded, teacher_size)).to(device)).logits
+            out = F.interpolate(out.float(), size=(grid, grid), mode="bilinear", align_corners=False,
+                                antialias=out.shape[-1] > grid)
+        bad = [paths[j].name for j in range(len(paths)) if not torch.isfinite(out[j]).all()]
+        if bad:
+            raise UserError(f"the teacher's logits for {', '.join(bad[:3])} are not finite (NaN/inf): the teacher's "
+                            f"weights are broken; re-download or re-train it.")
+        logits[start:start + len(paths)] = out.clamp(-6e4, 6e4).cpu().numpy().astype(np.float16)
+        bar.update(len(paths))
+    bar.close()
+    return pixels, logits
+
+
+def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The teacher's targets for ``images``, from ``folder/<key>.safetensors`` or computed once and saved there."""
+    from safetensors.numpy import load_file, save
+
+    from face_studio.atomic import atomic_write
+
+    weights = _teacher_file(cfg.teacher, "model.safetensors", cfg.revision)
+    teacher_size = cfg.teacher_size or teacher_input_size(cfg.teacher, cfg.revision)
+    model = load_teacher(cfg.teacher, cfg.revision)  # checks the teacher before anything is hashed or written
+    sha = _sha256(weights) if weights is not None else hashlib.sha256(
+        b"".join(t.detach().cpu().numpy().tobytes() for t in model.state_dict().values())).hexdigest()
+    key = cache_key(sha, images, teacher_size, cfg.size)
+    path = folder / f"{key}.safetensors"
+    info = {"teacher": cfg.teacher, "teacher_sha256": sha, "teacher_size": teacher_size, "cache": str(path),
+            "cached": path.is_file()}
+    if path.is_file():
+        tensors = load_file(str(path))
+        return tensors["pixels"], tensors["logits"], info
+    import torch
+
+    if torch.cuda.is_available():
+        model.to("cuda")
+    pixels, logits = teacher_targets(model, images, teacher_size, cfg.size, progress=cfg.progress)
+    meta = {"teacher": cfg.teacher, "teacher_sha256": sha, "teacher_size": str(teacher_size),
+            "size": str(cfg.size), "images": json.dumps([str(p) for p in images])}
+    atomic_write(path, save({"pixels": pixels, "logits": logits}, metadata=meta))
+    return pixels, logits, info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Student, loss, dataset
+
+
+def build_student(preset: str, init: str | None = None):
+    """A ``SegformerForSemanticSegmentation`` student: random weights in ``preset``, or ``init``'s weights (a
+    folder or hub id whose encoder is that preset's size; a new 19-class head when its labels differ)."""
+    from transformers import SegformerForSemanticSegmentation
+
+    from face_studio.configs import PRESETS, face_parser_config
+    from face_studio.training.train import load_base
+
+    if init is None:
+        return SegformerForSemanticSegmentation(face_parser_config(preset))
+    model = load_base(init)
+    want = PRESETS[preset]
+    got = {"depths": list(model.config.depths), "hidden_sizes": list(model.config.hidden_sizes)}
+    if got != {"depths": want["depths"], "hidden_sizes": want["hidden_sizes"]}:
+        raise UserError(f"--init {init} has encoder depths {got['depths']} and widths {got['hidden_sizes']}, not "
+                        f"--student {preset}'s ({want['depths']}, {want['hidden_sizes']}): pick the matching "
+                        f"--student (nvidia/mit-b0 → mit-b0, nvidia/mit-b1 → mit-b1).")
+    return model
+
+
+def distillation_loss(student_logits, teacher_logits, alpha: float = DEFAULT_ALPHA,
+                      temperature: float = DEFAULT_TEMPERATURE):
+    """``alpha`` · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − ``alpha``) · CE(s, argmax t), averaged over pixels.
+
+    Both ``(N, 19, h, w)``; the student's logits are resized to the teacher's grid if they differ.
+    """
+    import torch.nn.functional as F
+
+    if student_logits.shape[-2:] != teacher_logits.shape[-2:]:
+        student_logits = F.interpolate(student_logits, size=teacher_logits.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+    teacher_logits = teacher_logits.float()
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                  log_target=True, reduction="none").sum(dim=1).mean() * (t * t)
+    ce = F.cross_entropy(student_logits, teacher_logits.argmax(dim=1))
+    return alpha * kl + (1 - alpha) * ce
+
+
+_FLIP_LUT = flip_lut()
+
+
+def mirror_logits(logits):
+    """Logits of the mirrored picture: flip the width axis and swap left/right classes (``l_eye``↔``r_eye``…)."""
+    return logits[..., _FLIP_LUT, :, :].flip(-1)
+
+
+class DistilDataset:
+    """Cached photos and teacher logits as batches: ``pixel_values`` (3, S, S), ``teacher_logits`` (19, S/4, S/4)."""
+
+    def __init__(self, pixels: np.ndarray, logits: np.ndarray, indices: list[int], augment: bool) -> None:
+        self.pixels = pixels
+        self.logits = logits
+        self.indices = indices
+        self.augment = augment
+        self.colour = AugmentConfig()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        k = self.indices[i]
+        pixels = self.pixels[k]
+        target = torch.from_numpy(self.logits[k].astype(np.float32))
+        if self.augment:
+            # Seeded from torch's generator, which the Trainer seeds and restores on --resume.
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+            if rng.random() < 0.5:
+                pixels = pixels[:, ::-1]
+                target = mirror_logits(target)
+            pixels = np.asarray(colour(Image.fromarray(np.ascontiguousarray(pixels)), rng, self.colour))
+        values = ((pixels.astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+        return {"pixel_values": torch.from_numpy(np.ascontiguousarray(values)), "teacher_logits": target}
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A deterministic train/held-out split of ``n`` photos (at least one in each)."""
+    if n < 2:
+        raise UserError(f"{n} photo(s): distillation needs at least 2 (one is held out to measure agreement).")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Trainer pieces
+
+
+def _argmax_logits(logits, labels):
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return logits.argmax(dim=1)
+
+
+class _AgreementMetrics:
+    """``compute_metrics`` for ``batch_eval_metrics``: student argmax vs teacher argmax over the held-out photos."""
+
+    def __init__(self) -> None:
+        self.cm = ConfusionMatrix()
+
+    def __call__(self, eval_pred, compute_result: bool = False) -> dict:
+        preds, teacher = eval_pred.predictions, eval_pred.label_ids
+        preds = preds.detach().cpu().numpy() if hasattr(preds, "detach") else np.asarray(preds)
+        teacher = teacher.detach().float().cpu().numpy() if hasattr(teacher, "detach") else np.asarray(teacher)
+        self.cm.update(preds, teacher.argmax(axis=1))
+        if not compute_result:
+            return {}
+        scores = self.cm.scores()
+        self.cm = ConfusionMatrix()
+        return {"agreement": scores["pixel_accuracy"], "miou_vs_teacher": scores["miou"]}
+
+
+def _trainer_class(alpha: float, temperature: float, lr: float):
+    import torch
+
+    from face_studio.training.train import _trainer_class as segformer_trainer
+
+    class DistilTrainer(segformer_trainer()):
+        """The fine-tuning Trainer (checkpoints load through from_pretrained) with the distillation loss."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(pixel_values=inputs["pixel_values"])
+            loss = distillation_loss(outputs.logits, inputs["teacher_logits"], alpha, temperature)
+            if model.training and not torch.isfinite(loss.detach()).item():
+                raise UserError(f"the distillation loss became {loss.item()} at step {self.state.global_step + 1}: "
+                                f"training diverged. Lower --lr (it was {lr:g}) and run again.")
+            return (loss, outputs) if return_outputs else loss
+
+    return DistilTrainer
+
+
+def _progress_callback(enabled: bool):
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class ProgressBar(TrainerCallback):
+        """One bar over all steps, showing the latest loss and the held-out agreement with the teacher."""
+
+        def __init__(self) -> None:
+            self.bar = None
+            self.first_step = 0
+            self.postfix: dict[str, str] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.first_step = state.global_step
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="distilling", unit="step",
+                            disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" in logs:
+                self.postfix["loss"] = f"{logs['loss']:.3f}"
+            if "eval_agreement" in logs:
+                self.postfix["agreement"] = f"{logs['eval_agreement']:.1%}"
+                if self.bar is not None and enabled:
+                    self.bar.write(f"epoch {state.epoch:.0f}: agreement with the teacher "
+                                   f"{logs['eval_agreement']:.2%}, mIoU vs teacher {logs['eval_miou_vs_teacher']:.4f}",
+                                   file=sys.stderr)
+            if self.bar is not None:
+                self.bar.set_postfix(self.postfix, refresh=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return ProgressBar()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+
+def distil(cfg: DistilConfig) -> dict:
+    """Distil, keep the best checkpoint by held-out agreement in ``cfg.out``, and return the run summary.
+
+    A run that fails in a folder it created removes that folder: nothing half-written is left.
+    """
+    from transformers.utils import logging as hf_logging
+
+    out = Path(cfg.out)
+    created = not out.exists()
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if not cfg.progress:
+        hf_logging.disable_progress_bar()
+    try:
+        return _distil(cfg)
+    except Exception:  # not KeyboardInterrupt: an interrupted run keeps its checkpoints for --resume
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+def _distil(cfg: DistilConfig) -> dict:
+    import torch
+    from transformers import PrinterCallback, TrainingArguments, set_seed
+
+    from face_studio.training.train import _last_checkpoint, _save_final
+
+    # 1. Check inputs: output folder vs --resume, the photos, the teacher (loaded while the cache is made).
+    out = Path(cfg.out)
+    ckpt_dir = out / CHECKPOINTS
+    last = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    if cfg.resume and last is None:
+        raise UserError(f"--resume: no checkpoint to continue in {ckpt_dir}; run without --resume to start.")
+    if not cfg.resume and last is not None:
+        raise UserError(f"{out} already holds checkpoints of an earlier run ({last.name}): pass --resume to "
+                        f"continue it, or choose another --out.")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder.")
+    images = find_images(cfg.images)
+    train_idx, val_idx = split_indices(len(images), cfg.val_fraction, cfg.seed)
+    set_seed(cfg.seed)
+    student = build_student(cfg.student, cfg.init)  # before the teacher runs: a bad --init fails fast
+
+    # 2. The teacher's targets, computed once (or read from the cache).
+    pixels, logits, cache_info = load_or_make_cache(cfg, images, out / CACHE)
+
+    # 3. Trainer: evaluate and checkpoint every epoch, keep the best by agreement with the teacher.
+    cuda = torch.cuda.is_available()
+    workers = cfg.workers if cfg.workers is not None else (4 if cuda else 0)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch)
+    args = TrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch,
+        per_device_eval_batch_size=cfg.batch,
+        weight_decay=0.01,
+        warmup_steps=int(0.05 * steps_per_epoch * cfg.epochs),
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="agreement",
+        greater_is_better=True,
+        batch_eval_metrics=True,
+        label_names=["teacher_logits"],
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 4),
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=workers,
+        dataloader_pin_memory=cuda,
+        remove_unused_columns=False,
+        use_cpu=not cuda,
+        disable_tqdm=True,
+    )
+    trainer = _trainer_class(cfg.alpha, cfg.temperature, cfg.learning_rate)(
+        model=student,
+        args=args,
+        train_dataset=DistilDataset(pixels, logits, train_idx, cfg.augment),
+        eval_dataset=DistilDataset(pixels, logits, val_idx, False),
+        compute_metrics=_AgreementMetrics(),
+        preprocess_logits_for_metrics=_argmax_logits,
+    )
+    trainer.remove_callback(PrinterCallback)
+    progress = _progress_callback(cfg.progress)
+    trainer.add_callback(progress)
+
+    # 4. Train (or continue from the latest checkpoint).
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(last) if cfg.resume else None)
+    seconds = time.time() - started
+
+    # 5. Save the best student (safetensors) atomically, with its input size and a summary.
+    history = [{"epoch": round(h["epoch"], 3), "val_agreement": h["eval_agreement"],
+                "val_miou_vs_teacher": h["eval_miou_vs_teacher"]}
+               for h in trainer.state.log_history if "eval_agreement" in h]
+    best = max(history, key=lambda h: h["val_agreement"])
+    summary = {
+        "kind": "distil",
+        "teacher": cfg.teacher,
+        "teacher_sha256": cache_info["teacher_sha256"],
+        "teacher_size": cache_info["teacher_size"],
+        "student": cfg.student,
+        "images": str(Path(cfg.images).resolve()),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "learning_rate": cfg.learning_rate,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "train_photos": len(train_idx),
+        "val_photos": len(val_idx),
+        "val_names": [images[i].name for i in val_idx],
+        "cache": cache_info["cache"],
+        "cache_reused": cache_info["cached"],
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "resumed_from": last.name if cfg.resume and last is not None else None,
+        "steps_this_run": trainer.state.global_step - progress.first_step,
+        "seconds_this_run": round(seconds, 1),
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint
+        else None,
+        "best": best,
+        "history": history,
+        "labels": list(NAMES),
+    }
+    _save_final(trainer.model, out, cfg.size, summary)
+    return summary
