@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import build_tiny_parser
 from tests.distil.conftest import EPOCHS, SIZE
 from webapp.cli import main
+
+pytestmark = pytest.mark.slow  # trains a teacher, then distils a student: minutes on 2 busy cores
 
 
 def agreement(model: Path, teacher: Path, photos: Path, capsys, *extra: str) -> dict:
