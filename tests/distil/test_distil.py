@@ -36,7 +36,7 @@ def test_student_agrees_with_teacher_far_better_than_untrained(distilled, teache
     trained = agreement(out, teacher, heldout_photos, capsys)["pytorch"]
     baseline = agreement(untrained, teacher, heldout_photos, capsys, "--size", str(SIZE))["pytorch"]
     assert trained["faces"] == baseline["faces"] == 16
-    # Measured (seed 0): student 0.8+ vs untrained ~0.1–0.4 agreement.
+    # Measured once (seed 0): the student reached 78.9 % agreement on its own held-out split during training.
     assert trained["agreement"] >= baseline["agreement"] + 0.25, (trained["agreement"], baseline["agreement"])
     assert trained["agreement"] >= 0.7
     assert trained["miou_vs_teacher"] >= 2 * baseline["miou_vs_teacher"]
