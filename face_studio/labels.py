@@ -109,7 +109,7 @@ def resolve_regions(names: list[str] | tuple[str, ...] | str) -> list[int]:
         name = raw.strip().lower().replace(" ", "_").replace("-", "_")
         if not name:
             continue
-        if name.isdigit() and int(name) < NUM_LABELS:
+        if name.isascii() and name.isdecimal() and int(name) < NUM_LABELS:
             ids.add(int(name))
         elif name in LABEL2ID:
             ids.add(LABEL2ID[name])

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"hub id or local save_pretrained folder (default: {DEFAULT_SOURCE})")
     p.add_argument("--revision", default=None, metavar="REV", help="hub revision (branch, tag or commit)")
     p.add_argument("--out", default=str(DEFAULT_PARSER_DIR), metavar="DIR",
-                   help="output folder (default: static/models/face-parsing/)")
+                   help=f"output folder (default: {DEFAULT_PARSER_DIR})")
     p.add_argument("--dtypes", default=",".join(DTYPES), help=f"comma-separated subset of {','.join(DTYPES)}")
     p.add_argument("--force", action="store_true", help="rebuild even if DIR already holds this export")
     p.add_argument("--labels-ok", action="store_true",

@@ -3,8 +3,8 @@
 API names: ``generate`` (images, seed used, parameters text; ``lora`` picks one of the LoRAs the operator
 allowed, by name, for this request only), ``read_parameters`` (a PNG → the page's fields), ``cancel``. No
 endpoint takes a server path. Every event that uses the GPU shares one queue slot
-(``concurrency_id=GPU_CONCURRENCY_ID``, ``concurrency_limit=1``); the server bounds the queue
-(``demo.queue(max_size=settings.max_queue)``) and Gradio shows waiting users their position.
+(``concurrency_id=GPU_CONCURRENCY_ID``, ``concurrency_limit=1``); ``webapp.app.setup_queue`` bounds the GPU
+lane (``--max-queue``) apart from the parse lane, and Gradio shows waiting users their position.
 """
 
 from __future__ import annotations

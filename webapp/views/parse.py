@@ -15,9 +15,9 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from face_studio.errors import UserError
 from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
 from face_studio.preprocess import input_size, overlay
+from webapp.errors import user_errors
 from webapp.parsing import (
     DEFAULT_DTYPE,
     DTYPES,
@@ -88,20 +88,18 @@ def page_config(settings: ServeSettings) -> dict:
     }
 
 
+@user_errors
 def parse_run(file: str | None, dtype: str, settings: ServeSettings):
     """The ``parse`` API: image file → (label-map PNG, overlay, summary). User errors become ``gr.Error``."""
-    try:
-        # 1. Check inputs: a real, not-too-large image and a known dtype.
-        image = load_image(file, what="image")
-        parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
-                  else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider))
-        # 2. Run the shared ONNX Runtime session (loaded on first use).
-        load_start = time.perf_counter()
-        providers = parser.providers
-        load_ms = (time.perf_counter() - load_start) * 1000
-        result = parser.parse_batch([image])[0]
-    except UserError as err:
-        raise gr.Error(str(err), print_exception=False) from None
+    # 1. Check inputs: a real, not-too-large image and a known dtype.
+    image = load_image(file, what="image")
+    parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
+              else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider))
+    # 2. Run the shared ONNX Runtime session (loaded on first use).
+    load_start = time.perf_counter()
+    providers = parser.providers
+    load_ms = (time.perf_counter() - load_start) * 1000
+    result = parser.parse_batch([image])[0]
     # 3. Outputs: the label map (pixel = class id, mode L), the overlay and what it took.
     labels = result.labels
     summary = {
