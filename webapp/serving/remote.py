@@ -8,6 +8,7 @@ again, up to :data:`RETRIES` times: Serve routes it to a live replica and restar
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import itertools
 import logging
@@ -48,6 +49,20 @@ def _replica_lost(err: BaseException) -> bool:
     return isinstance(err, (RayActorError, ActorDiedError, ActorUnavailableError))
 
 
+
+def wait_for(response, timeout_s: float | None = None):
+    """``response.result()`` from any thread. Ray refuses a blocking wait on a thread whose asyncio loop is
+    running (e.g. a caller that is itself inside an event loop, such as a script or test driving Playwright's
+    sync API); there the wait happens on a short-lived helper thread instead."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop on this thread: wait here
+        return response.result(timeout_s=timeout_s)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(response.result, timeout_s=timeout_s).result()
+
 class _Owner:
     """The bit of :class:`PipelineOwner` the Generate view reads: replicas load their pipeline at start."""
 
@@ -67,7 +82,7 @@ class RemoteGenerationService:
         self.retries = 0  # requests re-sent after a replica was lost (for tests and the log)
         self._counter = itertools.count(1)
         self._cancel: dict[str, threading.Event] = {}
-        self._status = self.handle.status.remote().result(timeout_s=STATUS_TIMEOUT_S)
+        self._status = wait_for(self.handle.status.remote(), timeout_s=STATUS_TIMEOUT_S)
 
     # ---------------------------------------------------------------------------------------- status
 
@@ -192,7 +207,7 @@ class RemoteParser:
             image.save(buffer, format="PNG")
             for attempt in range(RETRIES + 1):
                 try:
-                    reply = self.handle.parse.remote(buffer.getvalue(), self.dtype, self.provider).result()
+                    reply = wait_for(self.handle.parse.remote(buffer.getvalue(), self.dtype, self.provider))
                     break
                 except Exception as err:
                     if not _replica_lost(err) or attempt == RETRIES:
