@@ -1,8 +1,8 @@
 """Hugging Face Trainer pieces shared by ``face-studio train`` (train.py) and ``face-studio distil`` (distil.py).
 
 The checkpoint folder and --resume checks, the TrainingArguments both runs use (evaluate and checkpoint every epoch,
-keep the best), the progress bar, the fields of the run summary that describe the run, the progress-bar switch, and
-the check of a local model folder (--base, --teacher).
+keep the best), the batch-wise confusion-matrix metrics, the progress bar, the fields of the run summary that
+describe the run, the switch for transformers' own bars, and the check of a local model folder (--base, --teacher).
 """
 
 from __future__ import annotations
