@@ -25,16 +25,11 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # Runs in the app page: our BrowserParser (worker.js + segment.js), the image decoded by our reader.
 PAGE_BENCH_JS = """
@@ -75,39 +70,12 @@ def export_models(models: list[str], work: Path) -> dict[str, Path]:
     return exports
 
 
-def native_times(export: Path, dtype: str, image, frames: int, threads: int) -> dict[str, float]:
-    import onnxruntime as ort
-
-    from export.spec import DTYPE_FILES
-    from face_studio.preprocess import logits_to_labels, to_pixel_values
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(export / DTYPE_FILES[dtype]), options, providers=["CPUExecutionProvider"])
-    model, pipeline = [], []
-    for i in range(frames + 1):
-        t0 = time.perf_counter()
-        pixels = to_pixel_values([image])
-        t1 = time.perf_counter()
-        logits = session.run(["logits"], {"pixel_values": pixels})[0]
-        t2 = time.perf_counter()
-        logits_to_labels(logits[0], image.height, image.width)
-        t3 = time.perf_counter()
-        if i:  # skip the warm-up
-            model.append((t2 - t1) * 1000)
-            pipeline.append((t3 - t0) * 1000)
-    return {"model": statistics.median(model), "pipeline": statistics.median(pipeline)}
-
-
 def browser_times(browser, url: str, png: bytes, dtype: str, frames: int, threads: int) -> dict[str, float]:
+    from bench._compare import open_app_page
+
     context = browser.new_context()
-    page = context.new_page()
     try:
-        page.goto(url)
-        page.wait_for_selector(".fs-parse[data-state]", state="attached", timeout=60_000)
-        if not page.evaluate("crossOriginIsolated"):
-            raise SystemExit("the page is not cross-origin isolated: WASM would run on one thread")
+        page = open_app_page(context, url)
         result = page.evaluate(PAGE_BENCH_JS, {"png": base64.b64encode(png).decode(), "dtype": dtype,
                                                "frames": frames, "numThreads": threads})
     finally:
@@ -133,6 +101,8 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
     from skimage import data
 
+    from bench._compare import native_times, print_table
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
     from webapp.server import run_in_thread
     from webapp.settings import ServeSettings
 
@@ -161,16 +131,15 @@ def main() -> int:
     print(f"\nChromium {version} (headless, WASM SIMD threaded) vs ONNX Runtime "
           f"{__import__('onnxruntime').__version__} CPU · {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores · 512×512 frame, median of {args.frames} after a warm-up\n")
-    print("| model | dtype | threads | browser model | native model | ratio | browser pipeline "
-          "| native pipeline | ratio | JS pre + post |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    table = []
     for preset, dtype, _n, web, native in rows:
         share = 100 * (web["pre"] + web["post"]) / web["pipeline"]
-        print(f"| {preset} | {dtype} | {web['threads']} | {web['model']:.0f} ms | {native['model']:.0f} ms "
-              f"| {web['model'] / native['model']:.1f}× | {web['pipeline']:.0f} ms | {native['pipeline']:.0f} ms "
-              f"| {web['pipeline'] / native['pipeline']:.1f}× | {web['pre']:.0f} + {web['post']:.0f} ms "
-              f"({share:.1f} %) |")
-    print("\nRerun: python bench/browser.py " + " ".join(sys.argv[1:]))
+        table.append([preset, dtype, str(web["threads"]), f"{web['model']:.0f} ms", f"{native['model']:.0f} ms",
+                      f"{web['model'] / native['model']:.1f}×", f"{web['pipeline']:.0f} ms",
+                      f"{native['pipeline']:.0f} ms", f"{web['pipeline'] / native['pipeline']:.1f}×",
+                      f"{web['pre']:.0f} + {web['post']:.0f} ms ({share:.1f} %)"])
+    print_table(["model", "dtype", "threads", "browser model", "native model", "ratio", "browser pipeline",
+                 "native pipeline", "ratio", "JS pre + post"], table, script="bench/browser.py")
     return 0
 
 

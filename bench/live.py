@@ -25,9 +25,7 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -79,33 +77,14 @@ def export_b5(work: Path) -> Path:
 
 def native_times(export: Path, dtype: str, frames: int, threads: int) -> dict[str, float]:
     """ONNX Runtime in Python on the same file: model and whole pipeline on the 640×480 astronaut, median."""
-    import onnxruntime as ort
     from PIL import Image
     from skimage import data
 
-    from face_studio.onnx_files import DTYPE_FILES
-    from face_studio.preprocess import input_size, logits_to_labels, to_pixel_values
+    from bench._compare import native_times as timed
+    from face_studio.preprocess import input_size
 
     image = Image.fromarray(data.astronaut()).resize(FRAME_SIZE, Image.BILINEAR)
-    size = input_size(export)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(export / DTYPE_FILES[dtype]), options, providers=["CPUExecutionProvider"])
-    model, pipeline = [], []
-    for i in range(frames + 1):
-        t0 = time.perf_counter()
-        pixels = to_pixel_values([image], size)
-        t1 = time.perf_counter()
-        logits = session.run(["logits"], {"pixel_values": pixels})[0]
-        t2 = time.perf_counter()
-        logits_to_labels(logits[0], image.height, image.width)
-        t3 = time.perf_counter()
-        if i:  # the first run is a warm-up
-            model.append((t2 - t1) * 1000)
-            pipeline.append((t3 - t0) * 1000)
-    return {"model": statistics.median(model), "pipeline": statistics.median(pipeline)}
+    return timed(export, dtype, image, frames, threads, size=input_size(export), log_level=3)
 
 
 READ_TOTALS = "() => ({ now: performance.now(), ...document.querySelector('.fs-parse').view.live.totals })"
@@ -114,14 +93,12 @@ READ_TOTALS = "() => ({ now: performance.now(), ...document.querySelector('.fs-p
 def browser_times(browser, url: str, dtype: str, threads: int, warmup: int, seconds: float, min_frames: int,
                   timeout_s: float) -> dict:
     """Run live mode for ``seconds`` (at least ``min_frames`` frames) after ``warmup`` frames; the loop's means."""
+    from bench._compare import open_app_page
+
     context = browser.new_context()
     context.grant_permissions(["camera"], origin=url.rstrip("/"))
-    page = context.new_page()
     try:
-        page.goto(url)
-        page.wait_for_selector(".fs-parse[data-state]", state="attached", timeout=60_000)
-        if not page.evaluate("crossOriginIsolated"):
-            raise SystemExit("the page is not cross-origin isolated: WASM would run on one thread")
+        page = open_app_page(context, url)
         page.select_option("[data-role=backend]", "wasm")
         page.select_option("[data-role=dtype]", dtype)
         page.evaluate(f"document.querySelector('.fs-parse').view.live.options.numThreads = {threads}")
@@ -157,6 +134,7 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
+    from bench._compare import print_table
     from tests.browser.fake_camera import astronaut_y4m, camera_args
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
     from webapp.server import run_in_thread
@@ -199,14 +177,13 @@ def main() -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, SHARED with other jobs "
           f"(load average {load_before[0]:.1f} before, {load_after[0]:.1f} after): absolute numbers are "
           "pessimistic; rerun on a quiet machine.\n")
-    print("| model | dtype | threads | FPS | ms a frame | worker pre / model / post (ms) | native model "
-          "| native pipeline | browser ÷ native (model) |")
-    print("|---|---|---:|---:|---:|---|---:|---:|---:|")
-    for name, dtype, _n, web, native in rows:
-        print(f"| {name} | {dtype} | {web['info']['numThreads']} | {web['fps']:.1f} | {web['ms']:.0f} "
-              f"| {web['preprocess']:.0f} / {web['model']:.0f} / {web['postprocess']:.0f} "
-              f"| {native['model']:.0f} ms | {native['pipeline']:.0f} ms | {web['model'] / native['model']:.1f}× |")
-    print("\nRerun: python bench/live.py " + " ".join(sys.argv[1:]))
+    table = [[name, dtype, str(web["info"]["numThreads"]), f"{web['fps']:.1f}", f"{web['ms']:.0f}",
+              f"{web['preprocess']:.0f} / {web['model']:.0f} / {web['postprocess']:.0f}",
+              f"{native['model']:.0f} ms", f"{native['pipeline']:.0f} ms", f"{web['model'] / native['model']:.1f}×"]
+             for name, dtype, _n, web, native in rows]
+    print_table(["model", "dtype", "threads", "FPS", "ms a frame", "worker pre / model / post (ms)", "native model",
+                 "native pipeline", "browser ÷ native (model)"], table, right={2, 3, 4, 6, 7, 8},
+                script="bench/live.py")
     return 0
 
 

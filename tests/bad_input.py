@@ -8,6 +8,7 @@ Each test area that checks bad inputs keeps its cases in a module named ``bad_in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -23,3 +24,23 @@ class BadInput:
     @property
     def id(self) -> str:
         return f"{self.surface}: {self.tried}"
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: (size, mtime) by relative path."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def run_cli_case(case: BadInput, folder: Path, monkeypatch, capsys) -> str:
+    """Run the CLI case ``case`` in ``folder`` and return its stderr, having checked the exit code, the message,
+    no traceback, and that no file under ``folder`` was written or changed."""
+    from webapp.cli import main
+
+    monkeypatch.chdir(folder)
+    before = snapshot(folder)
+    assert main(list(case.args)) == case.exit_code
+    err = capsys.readouterr().err
+    assert case.expect in err and "Traceback" not in err
+    assert snapshot(folder) == before
+    return err

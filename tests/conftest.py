@@ -6,7 +6,9 @@ and loaded back through the same public path a user's model takes (``from_pretra
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,18 @@ def build_tiny_parser(folder: Path, seed: int = 0, preset: str = "tiny") -> Path
     cfg.pop("image_processor_type")
     SegformerImageProcessor(**cfg).save_pretrained(folder)
     return folder
+
+
+def run_then_resume(argv: Callable[[int], list[str]], out: Path, epochs: int) -> dict:
+    """The CLI run ``argv(epochs - 1)`` (a train or distil into ``out``), then ``argv(epochs) + --resume``: the
+    folder and both of its training.json summaries."""
+    from webapp.cli import main
+
+    assert main(argv(epochs - 1)) == 0
+    first = json.loads((out / "training.json").read_text())
+    assert main(argv(epochs) + ["--resume"]) == 0
+    final = json.loads((out / "training.json").read_text())
+    return {"out": out, "first": first, "final": final}
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,9 @@ from face_studio.errors import UserError
 from face_studio.images import load_image
 from face_studio.labels import NAMES, NUM_LABELS, flip_lut
 from face_studio.preprocess import INPUT_SIZE, MEAN, STD, input_size, to_pixel_values
+from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, colour
 from face_studio.training.data import IMAGE_EXTS
-from face_studio.training.metrics import ConfusionMatrix
 
 STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
 DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
@@ -49,7 +49,6 @@ DEFAULT_TEMPERATURE = 2.0  # softens both distributions so the teacher's second 
 # From-scratch rates measured on synthetic faces (tiny: README's recipe); a pretrained --init wants a smaller one.
 DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
 CACHE = "teacher-cache"
-CHECKPOINTS = "checkpoints"
 LOGITS_STRIDE = 4  # SegFormer's logits are size/4 a side
 TEACHER_BATCH = 8
 
@@ -144,14 +143,7 @@ def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teach
     """
     from transformers import AutoConfig, SegformerForSemanticSegmentation
 
-    path = Path(teacher)
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise UserError(f"{flag} {teacher}: the folder has no config.json; give a save_pretrained folder or a "
-                            f"hub id such as jonathandinu/face-parsing.")
-        if not (path / "model.safetensors").is_file():
-            raise UserError(f"{flag} {teacher}: no model.safetensors in the folder (only safetensors weights are "
-                            f"loaded).")
+    trainer_utils.check_model_folder(teacher, flag, "jonathandinu/face-parsing")
     try:
         config = AutoConfig.from_pretrained(teacher, revision=revision)
     except (OSError, ValueError) as err:
@@ -361,21 +353,13 @@ def _argmax_logits(logits, labels):
     return logits.argmax(dim=1)
 
 
-class _AgreementMetrics:
+class _AgreementMetrics(trainer_utils.BatchConfusion):
     """``compute_metrics`` for ``batch_eval_metrics``: student argmax vs teacher argmax over the held-out photos."""
 
-    def __init__(self) -> None:
-        self.cm = ConfusionMatrix()
+    def targets(self, label_ids: np.ndarray) -> np.ndarray:
+        return label_ids.argmax(axis=1)  # the teacher's logits
 
-    def __call__(self, eval_pred, compute_result: bool = False) -> dict:
-        preds, teacher = eval_pred.predictions, eval_pred.label_ids
-        preds = preds.detach().cpu().numpy() if hasattr(preds, "detach") else np.asarray(preds)
-        teacher = teacher.detach().float().cpu().numpy() if hasattr(teacher, "detach") else np.asarray(teacher)
-        self.cm.update(preds, teacher.argmax(axis=1))
-        if not compute_result:
-            return {}
-        scores = self.cm.scores()
-        self.cm = ConfusionMatrix()
+    def result(self, scores: dict) -> dict:
         return {"agreement": scores["pixel_accuracy"], "miou_vs_teacher": scores["miou"]}
 
 
@@ -398,46 +382,11 @@ def _trainer_class(alpha: float, temperature: float, lr: float):
     return DistilTrainer
 
 
-def _progress_callback(enabled: bool):
-    from tqdm.auto import tqdm
-    from transformers import TrainerCallback
-
-    class ProgressBar(TrainerCallback):
-        """One bar over all steps, showing the latest loss and the held-out agreement with the teacher."""
-
-        def __init__(self) -> None:
-            self.bar = None
-            self.first_step = 0
-            self.postfix: dict[str, str] = {}
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.first_step = state.global_step
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="distilling", unit="step",
-                            disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = logs or {}
-            if "loss" in logs:
-                self.postfix["loss"] = f"{logs['loss']:.3f}"
-            if "eval_agreement" in logs:
-                self.postfix["agreement"] = f"{logs['eval_agreement']:.1%}"
-                if self.bar is not None and enabled:
-                    self.bar.write(f"epoch {state.epoch:.0f}: agreement with the teacher "
-                                   f"{logs['eval_agreement']:.2%}, mIoU vs teacher {logs['eval_miou_vs_teacher']:.4f}",
-                                   file=sys.stderr)
-            if self.bar is not None:
-                self.bar.set_postfix(self.postfix, refresh=True)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-    return ProgressBar()
+def _epoch_scores(logs: dict) -> tuple[str, str, str]:
+    """The progress bar's agreement and the line it prints after each evaluation."""
+    return ("agreement", f"{logs['eval_agreement']:.1%}",
+            f"agreement with the teacher {logs['eval_agreement']:.2%}, mIoU vs teacher "
+            f"{logs['eval_miou_vs_teacher']:.4f}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -449,39 +398,25 @@ def distil(cfg: DistilConfig) -> dict:
 
     A run that fails in a folder it created removes that folder: nothing half-written is left.
     """
-    from transformers.utils import logging as hf_logging
-
     out = Path(cfg.out)
     created = not out.exists()
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    if not cfg.progress:
-        hf_logging.disable_progress_bar()
     try:
-        return _distil(cfg)
+        with trainer_utils.hf_progress_bars(cfg.progress):
+            return _distil(cfg)
     except Exception:  # not KeyboardInterrupt: an interrupted run keeps its checkpoints for --resume
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    finally:
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
 
 
 def _distil(cfg: DistilConfig) -> dict:
-    import torch
-    from transformers import PrinterCallback, TrainingArguments, set_seed
+    from transformers import set_seed
 
-    from face_studio.training.train import _last_checkpoint, _save_final
+    from face_studio.training.train import _save_final
 
     # 1. Check inputs: output folder vs --resume, the photos, the teacher (loaded while the cache is made).
     out = Path(cfg.out)
-    ckpt_dir = out / CHECKPOINTS
-    last = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
-    if cfg.resume and last is None:
-        raise UserError(f"--resume: no checkpoint to continue in {ckpt_dir}; run without --resume to start.")
-    if not cfg.resume and last is not None:
-        raise UserError(f"{out} already holds checkpoints of an earlier run ({last.name}): pass --resume to "
-                        f"continue it, or choose another --out.")
+    ckpt_dir, last = trainer_utils.check_resume(out, cfg.resume)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
     images = find_images(cfg.images)
@@ -493,37 +428,9 @@ def _distil(cfg: DistilConfig) -> dict:
     pixels, logits, cache_info = load_or_make_cache(cfg, images, out / CACHE)
 
     # 3. Trainer: evaluate and checkpoint every epoch, keep the best by agreement with the teacher.
-    cuda = torch.cuda.is_available()
-    workers = cfg.workers if cfg.workers is not None else (4 if cuda else 0)
-    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch)
-    args = TrainingArguments(
-        output_dir=str(out / CHECKPOINTS),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch,
-        per_device_eval_batch_size=cfg.batch,
-        weight_decay=0.01,
-        warmup_steps=int(0.05 * steps_per_epoch * cfg.epochs),
-        lr_scheduler_type="linear",
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="agreement",
-        greater_is_better=True,
-        batch_eval_metrics=True,
-        label_names=["teacher_logits"],
-        logging_strategy="steps",
-        logging_steps=max(1, steps_per_epoch // 4),
-        report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=workers,
-        dataloader_pin_memory=cuda,
-        remove_unused_columns=False,
-        use_cpu=not cuda,
-        disable_tqdm=True,
-    )
+    args = trainer_utils.training_arguments(
+        ckpt_dir, epochs=cfg.epochs, lr=cfg.learning_rate, batch=cfg.batch, seed=cfg.seed, workers=cfg.workers,
+        train_items=len(train_idx), metric="agreement", label_names=["teacher_logits"])
     trainer = _trainer_class(cfg.alpha, cfg.temperature, cfg.learning_rate)(
         model=student,
         args=args,
@@ -532,9 +439,7 @@ def _distil(cfg: DistilConfig) -> dict:
         compute_metrics=_AgreementMetrics(),
         preprocess_logits_for_metrics=_argmax_logits,
     )
-    trainer.remove_callback(PrinterCallback)
-    progress = _progress_callback(cfg.progress)
-    trainer.add_callback(progress)
+    progress = trainer_utils.add_progress_bar(trainer, cfg.progress, "distilling", "eval_agreement", _epoch_scores)
 
     # 4. Train (or continue from the latest checkpoint).
     started = time.time()
@@ -545,7 +450,6 @@ def _distil(cfg: DistilConfig) -> dict:
     history = [{"epoch": round(h["epoch"], 3), "val_agreement": h["eval_agreement"],
                 "val_miou_vs_teacher": h["eval_miou_vs_teacher"]}
                for h in trainer.state.log_history if "eval_agreement" in h]
-    best = max(history, key=lambda h: h["val_agreement"])
     summary = {
         "kind": "distil",
         "teacher": cfg.teacher,
@@ -561,16 +465,7 @@ def _distil(cfg: DistilConfig) -> dict:
         "val_names": [images[i].name for i in val_idx],
         "cache": cache_info["cache"],
         "cache_reused": cache_info["cached"],
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "resumed_from": last.name if cfg.resume and last is not None else None,
-        "steps_this_run": trainer.state.global_step - progress.first_step,
-        "seconds_this_run": round(seconds, 1),
-        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint
-        else None,
-        "best": best,
-        "history": history,
-        "labels": list(NAMES),
+        **trainer_utils.run_record(trainer, progress, last, cfg.resume, seconds, history, "val_agreement"),
     }
     _save_final(trainer.model, out, cfg.size, summary)
     return summary

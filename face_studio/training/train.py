@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,13 +25,12 @@ import numpy as np
 from PIL import Image
 
 from face_studio.errors import UserError
-from face_studio.labels import ID2LABEL, LABEL2ID, NAMES, NUM_LABELS
+from face_studio.labels import ID2LABEL, LABEL2ID, NUM_LABELS
 from face_studio.preprocess import INPUT_SIZE, preprocessor_config, to_pixel_values
 from face_studio.training import data as data_io
+from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, augment
-from face_studio.training.metrics import ConfusionMatrix
 
-CHECKPOINTS = "checkpoints"
 SCRATCH = "scratch:"  # --base scratch:tiny → random weights in an face_studio/configs.py preset
 SUMMARY = "training.json"
 ARCHITECTURES = ["SegformerForSemanticSegmentation"]
@@ -125,14 +123,8 @@ def load_base(base: str, revision: str | None = None):
         if preset not in PRESETS:
             raise UserError(f"--base {base}: unknown preset; choose {', '.join(SCRATCH + p for p in PRESETS)}.")
         return SegformerForSemanticSegmentation(face_parser_config(preset))
-    path = Path(base)
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise UserError(f"--base {base}: the folder has no config.json; give a save_pretrained folder or a "
-                            f"hub id such as nvidia/mit-b0 or jonathandinu/face-parsing.")
-        if not (path / "model.safetensors").is_file():
-            raise UserError(f"--base {base}: no model.safetensors in the folder (only safetensors weights are "
-                            f"loaded); re-save the model with save_pretrained(..., safe_serialization=True).")
+    trainer_utils.check_model_folder(base, "--base", "nvidia/mit-b0 or jonathandinu/face-parsing",
+                                     "; re-save the model with save_pretrained(..., safe_serialization=True)")
     from safetensors import SafetensorError
 
     try:
@@ -159,64 +151,18 @@ def _preprocess_logits(logits, labels):
     return up.argmax(dim=1)
 
 
-class _BatchMetrics:
+class _BatchMetrics(trainer_utils.BatchConfusion):
     """``compute_metrics`` for ``batch_eval_metrics``: a running confusion matrix over the validation set."""
 
-    def __init__(self) -> None:
-        self.cm = ConfusionMatrix()
-
-    def __call__(self, eval_pred, compute_result: bool = False) -> dict:
-        preds, labels = eval_pred.predictions, eval_pred.label_ids
-        preds = preds.detach().cpu().numpy() if hasattr(preds, "detach") else np.asarray(preds)
-        labels = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
-        self.cm.update(preds, labels)
-        if not compute_result:
-            return {}
-        scores = self.cm.scores()
-        self.cm = ConfusionMatrix()
+    def result(self, scores: dict) -> dict:
         return {k: scores[k] for k in ("miou", "mean_f1", "pixel_accuracy")}
 
 
-def _progress_callback(enabled: bool):
-    from tqdm.auto import tqdm
-    from transformers import TrainerCallback
-
-    class ProgressBar(TrainerCallback):
-        """One bar over all steps, showing the latest training loss and val mIoU."""
-
-        def __init__(self) -> None:
-            self.bar = None
-            self.first_step = 0
-            self.postfix: dict[str, str] = {}
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.first_step = state.global_step
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="fine-tuning", unit="step",
-                            disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = logs or {}
-            if "loss" in logs:
-                self.postfix["loss"] = f"{logs['loss']:.3f}"
-            if "eval_miou" in logs:
-                self.postfix["val_mIoU"] = f"{logs['eval_miou']:.3f}"
-                if self.bar is not None and enabled:
-                    self.bar.write(f"epoch {state.epoch:.0f}: val mIoU {logs['eval_miou']:.4f}, "
-                                   f"mean F1 {logs.get('eval_mean_f1', float('nan')):.4f}, "
-                                   f"pixel acc {logs.get('eval_pixel_accuracy', float('nan')):.4f}", file=sys.stderr)
-            if self.bar is not None:
-                self.bar.set_postfix(self.postfix, refresh=True)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-    return ProgressBar()
+def _epoch_scores(logs: dict) -> tuple[str, str, str]:
+    """The progress bar's val mIoU and the line it prints after each evaluation."""
+    return ("val_mIoU", f"{logs['eval_miou']:.3f}",
+            f"val mIoU {logs['eval_miou']:.4f}, mean F1 {logs.get('eval_mean_f1', float('nan')):.4f}, "
+            f"pixel acc {logs.get('eval_pixel_accuracy', float('nan')):.4f}")
 
 
 def _check_finite_weights(model, step: int, lr: float) -> None:
@@ -278,38 +224,18 @@ def _trainer_class():
     return SegformerTrainer
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
-
-
 def finetune(cfg: TrainConfig) -> dict:
     """Train, keep the best checkpoint by val mIoU in ``cfg.out``, and return the run summary."""
-    from transformers.utils import logging as hf_logging
-
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    if not cfg.progress:
-        hf_logging.disable_progress_bar()  # the loading/saving bars too
-    try:
+    with trainer_utils.hf_progress_bars(cfg.progress):  # the loading/saving bars too
         return _finetune(cfg)
-    finally:
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
 
 
 def _finetune(cfg: TrainConfig) -> dict:
-    import torch
-    from transformers import PrinterCallback, TrainingArguments, set_seed
+    from transformers import set_seed
 
     # 1. Check inputs: data folders, output folder vs --resume.
     out = Path(cfg.out)
-    ckpt_dir = out / CHECKPOINTS
-    last = _last_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
-    if cfg.resume and last is None:
-        raise UserError(f"--resume: no checkpoint to continue in {ckpt_dir}; run without --resume to start.")
-    if not cfg.resume and last is not None:
-        raise UserError(f"{out} already holds checkpoints of an earlier run ({last.name}): pass --resume to "
-                        f"continue it, or choose another --out.")
+    ckpt_dir, last = trainer_utils.check_resume(out, cfg.resume)
     samples = data_io.find_samples(cfg.data)
     if cfg.val_data is not None:
         train_samples, val_samples = samples, data_io.find_samples(cfg.val_data)
@@ -321,40 +247,12 @@ def _finetune(cfg: TrainConfig) -> dict:
     # 2. Model (seeded: a new decode head is initialised from the seed).
     set_seed(cfg.seed)
     model = load_base(cfg.base, cfg.revision)
-    cuda = torch.cuda.is_available()
-    workers = cfg.workers if cfg.workers is not None else (4 if cuda else 0)
 
     # 3. Trainer: evaluate and checkpoint every epoch, keep the best by val mIoU.
     out_existed = out.exists()
     kept_checkpoints = {p.name for p in ckpt_dir.glob("checkpoint-*")} if ckpt_dir.is_dir() else set()
-    steps_per_epoch = math.ceil(len(train_samples) / cfg.batch)
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.lr,
-        per_device_train_batch_size=cfg.batch,
-        per_device_eval_batch_size=cfg.batch,
-        weight_decay=0.01,
-        warmup_steps=int(0.05 * steps_per_epoch * cfg.epochs),  # 5 % of the run
-        lr_scheduler_type="linear",
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,  # the best and the latest
-        load_best_model_at_end=True,
-        metric_for_best_model="miou",
-        greater_is_better=True,
-        batch_eval_metrics=True,
-        logging_strategy="steps",
-        logging_steps=max(1, steps_per_epoch // 4),
-        report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=workers,
-        dataloader_pin_memory=cuda,
-        remove_unused_columns=False,
-        use_cpu=not cuda,
-        disable_tqdm=True,  # our own bar (loss + val mIoU) replaces the Trainer's printouts
-    )
+    args = trainer_utils.training_arguments(ckpt_dir, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
+                                            workers=cfg.workers, train_items=len(train_samples), metric="miou")
     trainer = _trainer_class()(
         model=model,
         args=args,
@@ -363,9 +261,7 @@ def _finetune(cfg: TrainConfig) -> dict:
         compute_metrics=_BatchMetrics(),
         preprocess_logits_for_metrics=_preprocess_logits,
     )
-    trainer.remove_callback(PrinterCallback)
-    progress = _progress_callback(cfg.progress)
-    trainer.add_callback(progress)
+    progress = trainer_utils.add_progress_bar(trainer, cfg.progress, "fine-tuning", "eval_miou", _epoch_scores)
 
     # 4. Train (or continue from the latest checkpoint). A diverged run (NaN/inf loss or weights) stops and
     #    leaves no trace: the checkpoints it wrote are removed, and OUT too if this run made it.
@@ -381,7 +277,6 @@ def _finetune(cfg: TrainConfig) -> dict:
     history = [{"epoch": round(h["epoch"], 3), "val_miou": h["eval_miou"], "val_mean_f1": h["eval_mean_f1"],
                 "val_pixel_accuracy": h["eval_pixel_accuracy"]}
                for h in trainer.state.log_history if "eval_miou" in h]
-    best = max(history, key=lambda h: h["val_miou"])
     summary = {
         "base": cfg.base,
         "data": str(Path(cfg.data).resolve()),
@@ -389,16 +284,7 @@ def _finetune(cfg: TrainConfig) -> dict:
         "train_faces": len(train_samples),
         "val_faces": len(val_samples),
         "val_names": [s.name for s in val_samples],
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "resumed_from": last.name if cfg.resume and last is not None else None,
-        "steps_this_run": trainer.state.global_step - progress.first_step,
-        "seconds_this_run": round(seconds, 1),
-        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint
-        else None,
-        "best": best,
-        "history": history,
-        "labels": list(NAMES),
+        **trainer_utils.run_record(trainer, progress, last, cfg.resume, seconds, history, "val_miou"),
     }
     _save_final(trainer.model, out, cfg.size, summary)
     return summary

@@ -4,11 +4,12 @@ resuming the first) — all through the CLI a user runs."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_then_resume
 
 SIZE = 64  # small and fast; export and evaluate take it like any size
 TEACHER_FACES = 128  # labelled, seeds 0..127
@@ -64,11 +65,5 @@ def distil_args(teacher: Path, photos: Path, out: Path, epochs: int) -> list[str
 @pytest.fixture(scope="session")
 def distilled(teacher, photos, tmp_path_factory) -> dict:
     """``face-studio distil`` for EPOCHS-1 epochs, then ``--resume`` for one more: both summaries and the folder."""
-    from webapp.cli import main
-
     out = tmp_path_factory.mktemp("student") / "live"
-    assert main(distil_args(teacher, photos, out, EPOCHS - 1)) == 0
-    first = json.loads((out / "training.json").read_text())
-    assert main(distil_args(teacher, photos, out, EPOCHS) + ["--resume"]) == 0
-    final = json.loads((out / "training.json").read_text())
-    return {"out": out, "first": first, "final": final}
+    return run_then_resume(lambda epochs: distil_args(teacher, photos, out, epochs), out, EPOCHS)

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from face_studio.preprocess import colorize
+from tests.bad_input import run_cli_case
 from tests.parsing.bad_inputs import BAD_INPUTS, prepare
-from tests.training.test_bad_inputs import snapshot
 from webapp.cli import main
 from webapp.parsing import FaceParser
 
@@ -103,9 +103,4 @@ def case_folder(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda case: case.id)
 def test_bad_input(case, case_folder: Path, monkeypatch, capsys) -> None:
     """Every case of tests/parsing/bad_inputs.py: the message, the exit code, no traceback, no file written."""
-    monkeypatch.chdir(case_folder)
-    before = snapshot(case_folder)
-    assert main(list(case.args)) == case.exit_code
-    err = capsys.readouterr().err
-    assert case.expect in err and "Traceback" not in err
-    assert snapshot(case_folder) == before
+    run_cli_case(case, case_folder, monkeypatch, capsys)

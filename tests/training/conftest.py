@@ -3,12 +3,11 @@ the second resuming the first), and its export. Everything goes through the CLI 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_tiny_parser
+from tests.conftest import build_tiny_parser, run_then_resume
 
 # The training recipe the tests assert on (measured numbers: docs/finetune.md).
 TRAIN_SEED = 0  # synth seeds 0..319, the split, head init and shuffling
@@ -50,14 +49,8 @@ def train_args(data: Path, base: Path, out: Path, epochs: int) -> list[str]:
 @pytest.fixture(scope="session")
 def trained_run(synth_faces, random_base, tmp_path_factory) -> dict:
     """``face-studio train`` for EPOCHS-1 epochs, then ``--resume`` for one more: both summaries and the folder."""
-    from webapp.cli import main
-
     out = tmp_path_factory.mktemp("run") / "parser"
-    assert main(train_args(synth_faces, random_base, out, EPOCHS - 1)) == 0
-    first = json.loads((out / "training.json").read_text())
-    assert main(train_args(synth_faces, random_base, out, EPOCHS) + ["--resume"]) == 0
-    final = json.loads((out / "training.json").read_text())
-    return {"out": out, "first": first, "final": final}
+    return run_then_resume(lambda epochs: train_args(synth_faces, random_base, out, epochs), out, EPOCHS)
 
 
 @pytest.fixture(scope="session")

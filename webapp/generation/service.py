@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from webapp.generation import presets as P
 from webapp.generation.batching import BatchCollector, BatchJob, batch_key
+from webapp.generation.jobs import CancelFlags
 from webapp.generation.loras import LoraCatalog
 from webapp.generation.params import GenerationRequest, ImageParameters, save_png, to_a1111, validate
 from webapp.generation.pipeline import PipelineOwner, gpu_memory_gib
@@ -62,11 +63,12 @@ class GenerationResult:
         return to_a1111(self.images[0].parameters) if self.images else ""
 
 
-class GenerationService:
+class GenerationService(CancelFlags):
     """One per server (see :func:`get_service`). Owns the :class:`PipelineOwner`, the output folder and the
     cancel flags of running jobs."""
 
     def __init__(self, settings: ServeSettings) -> None:
+        super().__init__()
         self.settings = settings
         self.default_preset = P.preset_for_model(settings.sd_model)
         catalog = LoraCatalog.from_options(settings.loras, settings.lora_dirs)
@@ -77,7 +79,6 @@ class GenerationService:
                                        max_images=P.MAX_IMAGES) if settings.max_batch > 1 else None)
         self.output_dir = Path(settings.output_dir)
         self._counter = itertools.count(1)
-        self._cancel: dict[str, threading.Event] = {}
         self._derived: dict[str, Any] = {}
 
     # ---------------------------------------------------------------------------------------- status
@@ -116,24 +117,6 @@ class GenerationService:
         return f"**Model** `{o.source}` ({state}) · {where}{speed} · **LoRAs** {loras}"
 
     # ------------------------------------------------------------------------------------ generation
-
-    def begin_job(self, key: str) -> threading.Event:
-        """A fresh cancel flag for the job of ``key`` (a browser session)."""
-        event = threading.Event()
-        self._cancel[key] = event
-        return event
-
-    def cancel(self, key: str) -> bool:
-        """Ask the job of ``key`` to stop at its next step; False when it has none running."""
-        event = self._cancel.get(key)
-        if event is None:
-            return False
-        event.set()
-        return True
-
-    def end_job(self, key: str, event: threading.Event) -> None:
-        if self._cancel.get(key) is event:
-            del self._cancel[key]
 
     def run(self, pipe: Any, inputs: dict[str, Any], seeds: list[int], *, steps: int, loras: LoraChoice = (),
             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> RunOutput:

@@ -24,6 +24,7 @@ import numpy as np
 from face_studio.atomic import atomic_write
 from face_studio.errors import UserError
 from webapp.generation import presets as P
+from webapp.generation.jobs import CancelFlags
 from webapp.generation.params import GenerationRequest, ImageParameters, validate
 from webapp.generation.service import (
     REPLICAS_CONCURRENCY_ID,
@@ -69,10 +70,11 @@ class _Owner:
     loaded = True
 
 
-class RemoteGenerationService:
+class RemoteGenerationService(CancelFlags):
     """Generation on Ray Serve replicas, with the interface of :class:`GenerationService` that the views use."""
 
     def __init__(self, settings: ServeSettings, deployment: cluster.Deployment) -> None:
+        super().__init__()
         self.settings = settings
         self.deployment = deployment
         self.handle = deployment.handle
@@ -81,7 +83,6 @@ class RemoteGenerationService:
         self.owner = _Owner()
         self.retries = 0  # requests re-sent after a replica was lost (for tests and the log)
         self._counter = itertools.count(1)
-        self._cancel: dict[str, threading.Event] = {}
         self._status = wait_for(self.handle.status.remote(), timeout_s=STATUS_TIMEOUT_S)
 
     # ---------------------------------------------------------------------------------------- status
@@ -118,22 +119,6 @@ class RemoteGenerationService:
         return None  # each replica compiles on its own first request; its progress stream says so
 
     # ------------------------------------------------------------------------------------ generation
-
-    def begin_job(self, key: str) -> threading.Event:
-        event = threading.Event()
-        self._cancel[key] = event
-        return event
-
-    def cancel(self, key: str) -> bool:
-        event = self._cancel.get(key)
-        if event is None:
-            return False
-        event.set()
-        return True
-
-    def end_job(self, key: str, event: threading.Event) -> None:
-        if self._cancel.get(key) is event:
-            del self._cancel[key]
 
     def generate_from_inputs(self, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                              lora: str | None = None, lora_scale: float | None = None,
