@@ -13,6 +13,7 @@ import html
 import inspect
 import json
 from collections.abc import Callable
+from functools import partial
 
 import gradio as gr
 
@@ -83,19 +84,18 @@ def build(settings: ServeSettings) -> None:
         inpaint_button = gr.Button("Inpaint")
         restyle_button = gr.Button("Restyle")
 
-    inpaint_button.click(
-        _endpoint(F.INPAINT, lambda values, progress: handlers.inpaint_run(settings, values, progress)),
-        inputs=[inputs[n] for n in F.INPAINT],
-        outputs=[result, compare, record], api_name="inpaint", preprocess=False,
-        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
-        api_description="Regenerate the masked regions (mask PNG and/or class names); pixels outside the "
-                        "feathered mask are kept bit-exact. Returns the PNG, before/after and the edit record.",
+    # The two GPU endpoints, as data: (button, API name, parameter names, handler, description).
+    endpoints = (
+        (inpaint_button, "inpaint", F.INPAINT, handlers.inpaint_run,
+         "Regenerate the masked regions (mask PNG and/or class names); pixels outside the feathered mask are kept "
+         "bit-exact. Returns the PNG, before/after and the edit record."),
+        (restyle_button, "restyle", F.RESTYLE, handlers.restyle_run,
+         "Img2Img over the whole image with a strength (0 keeps it, 1 replaces it), at the photo's aspect."),
     )
-    restyle_button.click(
-        _endpoint(F.RESTYLE, lambda values, progress: handlers.restyle_run(settings, values, progress)),
-        inputs=[inputs[n] for n in F.RESTYLE],
-        outputs=[result, compare, record], api_name="restyle", preprocess=False,
-        concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1,
-        api_description="Img2Img over the whole image with a strength (0 keeps it, 1 replaces it), at the "
-                        "photo's aspect.",
-    )
+    for button, api_name, names, handler, description in endpoints:
+        button.click(
+            _endpoint(names, partial(handler, settings)),
+            inputs=[inputs[n] for n in names],
+            outputs=[result, compare, record], api_name=api_name, preprocess=False,
+            concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1, api_description=description,
+        )
