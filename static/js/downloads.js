@@ -9,7 +9,8 @@ async function imageDataPng(imageData) {
   return canvas.convertToBlob({ type: 'image/png' });
 }
 
-function save(blob, filename) {
+/** Save `blob` as `filename` through a temporary link. */
+export function save(blob, filename) {
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;

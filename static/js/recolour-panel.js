@@ -1,6 +1,7 @@
 // The recolour controls of the Parse view: a region group (from labels.json "groups", defined once in
 // face_studio/labels.py), a colour, a strength, and a PNG download of what is shown. The photo view and live
 // mode both draw through `apply()`; the feathered mask is cached per label map and group.
+import { save } from './downloads.js';
 import { featherMask, featherRadius, parseHexColour, recolour } from './recolour.js';
 
 const DEFAULT_COLOUR = '#b5305a';
@@ -86,14 +87,7 @@ export class RecolourPanel {
     try {
       const blob = await new Promise((resolve, reject) => shown.canvas.toBlob(
         (b) => (b ? resolve(b) : reject(new Error('the canvas could not be encoded'))), 'image/png'));
-      const url = URL.createObjectURL(blob);
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = `${shown.name}.recolour-${this.group}.png`;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      save(blob, `${shown.name}.recolour-${this.group}.png`);
     } catch (err) {
       this.onError(`The download failed: ${err.message}`);
     }
