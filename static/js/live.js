@@ -92,7 +92,6 @@ export class LiveMode {
     }
     if (session !== this.session) return; // stopped meanwhile
     this.running = true;
-    this.frames = 0;
     this.lastResult = null;
     this.recent = []; // [{done, ms}] of the last READOUT_WINDOW frames
     // Sums since Start, for bench/live.py: frames, round-trip ms, and the worker's stages.
@@ -168,14 +167,13 @@ export class LiveMode {
       }
       if (!this.running || session !== this.session) return; // answered after Stop: not shown, not counted
       const done = performance.now();
-      this.frames++;
-      this.box.dataset.frames = String(this.frames);
-      this.recent.push({ done, ms: done - t0 });
       this.totals.frames++;
       this.totals.ms += done - t0;
+      this.box.dataset.frames = String(this.totals.frames);
+      this.recent.push({ done, ms: done - t0 });
       for (const stage of ['preprocess', 'model', 'postprocess']) this.totals[stage] += out.timings[stage];
       if (this.recent.length > READOUT_WINDOW) this.recent.shift();
-      this.lastResult = { ...out, rgba: frame.rgba, mask: null };
+      this.lastResult = { ...out, mask: null };
     }
   }
 
@@ -198,7 +196,7 @@ export class LiveMode {
       const { videoWidth: width, videoHeight: height } = this.video;
       // Redraw only when something changed (a new video frame, label map or setting): on a 2-core laptop
       // every idle millisecond goes to the parser.
-      const key = [this.video.currentTime, width, height, this.frames, this.hooks.opacity(),
+      const key = [this.video.currentTime, width, height, this.totals.frames, this.hooks.opacity(),
         this.hooks.recolour.stateKey()].join('|');
       if (width && height && key !== drawn) {
         drawn = key;
@@ -271,7 +269,7 @@ export class LiveMode {
     this.el['live-snapshot'].disabled = true;
     if (!reason) {
       this.setState('stopped');
-      this.setReadout(`Stopped · ${this.frames ?? 0} frames parsed.`);
+      this.setReadout(`Stopped · ${this.totals?.frames ?? 0} frames parsed.`);
     }
   }
 
