@@ -59,20 +59,10 @@ def export_b0(size: int, dtypes: list[str], work: Path) -> Path:
 
 
 def export_b5(work: Path) -> Path:
-    """MiT-B5 (random weights) exported with q8 (shared with bench/browser.py's work folder layout)."""
-    from tests.conftest import build_tiny_parser
-    from webapp.cli import main
+    """MiT-B5 (random weights) exported with fp32 and q8: bench/browser.py's export, shared through ``work``."""
+    from bench.browser import export_models
 
-    out = work / "mit-b5-export"
-    if (out / "manifest.json").is_file():
-        return out
-    source = work / "mit-b5-source"
-    if not (source / "config.json").is_file():
-        build_tiny_parser(source, preset="mit-b5")
-    print(f"exporting mit-b5 → {out} (several minutes)", file=sys.stderr)
-    if main(["export", "--model", str(source), "--out", str(out), "--dtypes", "fp32,q8", "--quiet"]) != 0:
-        raise SystemExit("export of mit-b5 failed")
-    return out
+    return export_models(["mit-b5"], work)["mit-b5"]
 
 
 def native_times(export: Path, dtype: str, frames: int, threads: int) -> dict[str, float]:
