@@ -117,6 +117,9 @@ export function featherMask(labels, width, height, ids, radius) {
   return { weights, indices, width, height };
 }
 
+// The region's Oklab values, reused across calls (live mode recolours every displayed frame).
+let labScratch = new Float32Array(0);
+
 /**
  * Recolour `rgba` (RGBA bytes, width × height of `mask`) towards `colour` ([r, g, b]) with `strength` in [0, 1].
  * Each pixel keeps its Oklab L; its (a, b) is shifted by (target − weighted mean of the region), so chroma
@@ -127,7 +130,8 @@ export function recolour(rgba, mask, colour, strength, out = new Uint8ClampedArr
   const { weights, indices } = mask;
   if (!indices.length || strength <= 0) return out;
   const target = rgbToOklab(colour);
-  const lab = new Float32Array(indices.length * 3);
+  if (labScratch.length < indices.length * 3) labScratch = new Float32Array(indices.length * 3);
+  const lab = labScratch;
   const tmp = [0, 0, 0];
   let sumW = 0, sumA = 0, sumB = 0;
   for (let k = 0; k < indices.length; k++) {
