@@ -86,11 +86,6 @@ def select_providers(requested: str = "auto") -> tuple[list[str], str | None]:
     return cpu, None
 
 
-def execution_providers(requested: str = "auto") -> list[str]:
-    """The providers :func:`select_providers` picks (CUDA when this ONNX Runtime build has it, always CPU)."""
-    return select_providers(requested)[0]
-
-
 @dataclass
 class ParseResult:
     """One parsed image: the label map at the image's size and where the time went (milliseconds)."""

@@ -73,6 +73,12 @@ def names_order(name: str) -> int:
     return LABEL2ID.get(name, len(NAMES))
 
 
+def denoising_steps(steps: int, strength: float) -> int:
+    """The steps an img2img/inpaint run denoises: diffusers skips the first int(steps − steps·strength)
+    timesteps (SD3 img2img/inpaint ``get_timesteps``)."""
+    return steps - int(max(steps - steps * strength, 0))
+
+
 def check_request(req: EditRequest, preset: str = "Custom") -> EditRequest:
     """Validate prompt, steps, guidance and seed with the Generate view's rules; strength, grow and feather
     with the edit fields (:mod:`webapp.editing.fields`). Steps and guidance left None take ``preset``'s (the
@@ -82,7 +88,7 @@ def check_request(req: EditRequest, preset: str = "Custom") -> EditRequest:
     grow_px, feather_px = fields["grow"].check(req.grow), fields["feather"].check(req.feather)
     checked = validate(prompt=req.prompt, negative_prompt=req.negative_prompt, preset=preset, steps=req.steps,
                        guidance=req.guidance, seed=req.seed, max_sequence_length=req.max_sequence_length)
-    if checked.steps - int(checked.steps - checked.steps * strength) < 1:
+    if denoising_steps(checked.steps, strength) < 1:
         raise UserError(f"{checked.steps} steps at strength {strength:g} runs no denoising step: raise either.")
     return EditRequest(prompt=checked.prompt, negative_prompt=checked.negative_prompt, strength=strength,
                        steps=checked.steps, guidance=checked.guidance, seed=checked.with_seed().seed,
@@ -188,8 +194,7 @@ def restyle_image(service: GenerationService, image: Image.Image, req: EditReque
 def _run(service: GenerationService, pipe, req: EditRequest, progress: ProgressFn | None,
          cancel: threading.Event | None, **inputs) -> tuple[Image.Image, float]:
     """One image through the shared SD run (:meth:`GenerationService.run`)."""
-    # diffusers skips the first int(steps − steps·strength) timesteps (SD3 img2img/inpaint get_timesteps).
-    steps = req.steps - int(max(req.steps - req.steps * req.strength, 0))
+    steps = denoising_steps(req.steps, req.strength)
     call = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None, num_inference_steps=req.steps,
                 strength=req.strength, guidance_scale=req.guidance, max_sequence_length=req.max_sequence_length,
                 **inputs)

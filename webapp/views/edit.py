@@ -20,7 +20,7 @@ import gradio as gr
 from webapp.editing import fields as F
 from webapp.editing import handlers
 from webapp.editing.masks import MAX_COVERAGE
-from webapp.generation.service import GPU_CONCURRENCY_ID  # one SD3 job at a time per GPU, with generate
+from webapp.generation.service import GPU_CONCURRENCY_ID, get_service  # GPU lane: one SD3 job at a time, with generate
 from webapp.routes import ASSETS_PATH
 from webapp.settings import ServeSettings
 from webapp.views.parse import page_config
@@ -52,8 +52,6 @@ def _endpoint(names: tuple[str, ...], run: Callable) -> Callable:
 
 def edit_config(settings: ServeSettings) -> dict:
     """The Parse view's model config plus the edit endpoints' fields (defaults for the loaded model)."""
-    from webapp.generation.service import get_service
-
     service = get_service(settings)
     config = page_config(settings)
     return {**config, "api": {**config["api"], **F.endpoints(service.default_preset)}, "maxCoverage": MAX_COVERAGE,
@@ -73,8 +71,6 @@ def build(settings: ServeSettings) -> None:
     # The server endpoints (hidden components; the page and gradio_client call them by name). preprocess=False:
     # every value reaches webapp.editing.fields as sent, so NaN, None or text get a message naming the field
     # instead of Gradio's "Could not preprocess input component at index N".
-    from webapp.generation.service import get_service
-
     fields = F.edit_fields(get_service(settings).default_preset)
     with gr.Group(visible=False):
         inputs = {name: _component(field) for name, field in fields.items()}

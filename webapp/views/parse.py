@@ -44,19 +44,21 @@ LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jona
 def live_config(settings: ServeSettings) -> dict | None:
     """The live parser's part of the page config (same shape as the main parser's), or None without one."""
     live_dir = settings.live_parser_dir
-    if live_dir is None or not available_dtypes(live_dir):
+    dtypes = available_dtypes(live_dir) if live_dir is not None else []
+    if not dtypes:
         return None
     return {
         "modelRoot": f"{PARSER_PATH}/",
         "modelId": live_parser_model_id(Path(live_dir)),
-        "dtypes": available_dtypes(live_dir),
+        "dtypes": dtypes,
         "inputSize": input_size(live_dir),
     }
 
 
-def live_missing_note(settings: ServeSettings) -> str | None:
-    """Why live mode will be slow without a live parser, and how to make one (None when there is one)."""
-    if live_config(settings) is not None:
+def live_missing_note(settings: ServeSettings, live: dict | None) -> str | None:
+    """Why live mode will be slow without a live parser (``live``, from :func:`live_config`), and how to make
+    one (None when there is one)."""
+    if live is not None:
         return None
     size = input_size(settings.parser_dir)
     return (f"No live parser: live mode runs the main parser ({size}×{size} px), which is built for photos and "
@@ -69,6 +71,7 @@ def page_config(settings: ServeSettings) -> dict:
     parser_dir = Path(settings.parser_dir)
     model_id = parser_model_id(parser_dir)
     has_labels = (parser_dir / "labels.json").is_file()
+    live = live_config(settings)  # hashes the live export's files: once per page config
     return {
         "modelRoot": f"{PARSER_PATH}/",
         "modelId": model_id,
@@ -81,8 +84,8 @@ def page_config(settings: ServeSettings) -> dict:
         "api": {"parse": {"api": "parse", "fields": [{"name": "file", "kind": "file"},
                                                      {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE}]}},
         "inputSize": input_size(parser_dir),
-        "live": live_config(settings),
-        "liveMissing": live_missing_note(settings),
+        "live": live,
+        "liveMissing": live_missing_note(settings, live),
         "maxPixels": MAX_PIXELS,
         "maxSide": MAX_SIDE,
     }
