@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,28 @@ class RunOutput:
     seconds: float  # time on the GPU lock
 
 
+def _check_inputs(inputs: Mapping[str, Any], caller: str) -> None:
+    if RESERVED_INPUTS & set(inputs):
+        raise ValueError(f"{caller} sets {sorted(RESERVED_INPUTS & set(inputs))} itself")
+
+
+@contextmanager
+def _on_gpu(owner: PipelineOwner, pipe: Any, loras: LoraChoice) -> Iterator[Callable[[], float]]:
+    """The part every run shares: the GPU lock, the request's LoRAs switched on, CUDA OOM turned into advice,
+    the offload hooks released even after an error. Yields a clock: seconds since the lock was taken."""
+    import torch
+
+    with owner.lock:
+        start = time.perf_counter()
+        try:
+            owner.use_loras(tuple(loras))
+            yield lambda: time.perf_counter() - start
+        except torch.OutOfMemoryError:
+            raise owner.oom_error() from None
+        finally:
+            pipe.maybe_free_model_hooks()  # offload mode: put models back even after an error
+
+
 def run_sd(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], seeds: Sequence[int], *, steps: int,
            loras: LoraChoice = (), progress: ProgressFn | None = None,
            cancel: threading.Event | None = None) -> RunOutput:
@@ -60,8 +83,7 @@ def run_sd(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], seeds: Se
     """
     import torch
 
-    if RESERVED_INPUTS & set(inputs):
-        raise ValueError(f"run_sd sets {sorted(RESERVED_INPUTS & set(inputs))} itself")
+    _check_inputs(inputs, "run_sd")
     total = steps * len(seeds)
     done = 0
 
@@ -78,22 +100,14 @@ def run_sd(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], seeds: Se
         return {}
 
     check_cancel("before it started")
-    with owner.lock:
-        start = time.perf_counter()
-        try:
-            owner.use_loras(tuple(loras))
-            images = []
-            for seed in seeds:
-                check_cancel(f"after step {done} of {total}")
-                output = pipe(**inputs, num_images_per_prompt=1,
-                              generator=torch.Generator("cpu").manual_seed(int(seed)),
-                              callback_on_step_end=on_step, output_type="pil")
-                images.append(output.images[0])
-        except torch.OutOfMemoryError:
-            raise owner.oom_error() from None
-        finally:
-            pipe.maybe_free_model_hooks()  # offload mode: put models back even after an error
-        seconds = time.perf_counter() - start
+    images = []
+    with _on_gpu(owner, pipe, loras) as elapsed:
+        for seed in seeds:
+            check_cancel(f"after step {done} of {total}")
+            output = pipe(**inputs, num_images_per_prompt=1, generator=torch.Generator("cpu").manual_seed(int(seed)),
+                          callback_on_step_end=on_step, output_type="pil")
+            images.append(output.images[0])
+    seconds = elapsed()  # the lock time, the hooks' release included
     log.info("made %d image(s) in %.1f s", len(images), seconds)
     return RunOutput(images=images, seconds=seconds)
 
@@ -114,8 +128,7 @@ def run_sd_batch(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], see
     """
     import torch
 
-    if RESERVED_INPUTS & set(inputs):
-        raise ValueError(f"run_sd_batch sets {sorted(RESERVED_INPUTS & set(inputs))} itself")
+    _check_inputs(inputs, "run_sd_batch")
     for key in ("prompt", "negative_prompt"):
         if not isinstance(inputs.get(key), list) or len(inputs[key]) != len(seeds):
             raise ValueError(f"run_sd_batch needs {key!r} as a list of one entry per seed ({len(seeds)})")
@@ -129,17 +142,10 @@ def run_sd_batch(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], see
 
     if should_stop is not None and should_stop():
         raise GenerationCancelled("cancelled before it started.")
-    with owner.lock:
-        start = time.perf_counter()
-        try:
-            owner.use_loras(tuple(loras))
-            output = pipe(**inputs, num_images_per_prompt=1,
-                          generator=[torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds],
-                          callback_on_step_end=on_step, output_type="pil")
-        except torch.OutOfMemoryError:
-            raise owner.oom_error() from None
-        finally:
-            pipe.maybe_free_model_hooks()  # offload mode: put models back even after an error
-        seconds = time.perf_counter() - start
+    with _on_gpu(owner, pipe, loras) as elapsed:
+        output = pipe(**inputs, num_images_per_prompt=1,
+                      generator=[torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds],
+                      callback_on_step_end=on_step, output_type="pil")
+    seconds = elapsed()
     log.info("made %d image(s) in one batched call in %.1f s", len(output.images), seconds)
     return RunOutput(images=list(output.images), seconds=seconds)
