@@ -154,7 +154,7 @@ class SpeedState:
         return self.plan.mode
 
     def compile_status(self, shape: tuple) -> str | None:
-        """The status to show before running ``shape`` ((batch, height, width)): a compile is coming, or None."""
+        """The status to show before running ``shape`` ((height, width)): a compile is coming, or None."""
         if self.mode not in ("compile", "fp8"):
             return None
         with self._lock:
