@@ -38,7 +38,6 @@ class Deployment:
     handle: Any
     replicas: int  # the count (or the autoscaling maximum) the front end sizes its queue for
     gpus_per_replica: float
-    address: str
 
 
 def _import_ray():
@@ -80,7 +79,7 @@ def replica_bounds(settings: ServeSettings) -> tuple[int, int]:
     return low, high
 
 
-def check_resources(ray: Any, settings: ServeSettings, low: int, gpus_per_replica: float) -> None:
+def check_resources(ray: Any, low: int, gpus_per_replica: float) -> None:
     """The cluster must hold the minimum replicas: one GPU each on GPU clusters, one CPU each on CPU."""
     resources = ray.cluster_resources()
     if gpus_per_replica:
@@ -151,7 +150,7 @@ def start(settings: ServeSettings) -> Deployment:
         except ConnectionError as err:
             raise UserError(f"could not join the Ray cluster at {address}: {err}") from None
     gpus_per_replica = 1.0 if wants_gpu(ray, settings) else 0.0
-    check_resources(ray, settings, low, gpus_per_replica)
+    check_resources(ray, low, gpus_per_replica)
     from webapp.serving.replica import StudioReplica
 
     options = deployment_options(settings, gpus_per_replica, low, high)
@@ -164,8 +163,7 @@ def start(settings: ServeSettings) -> Deployment:
         handle = serve.run(app, name=APP_NAME, route_prefix=None, blocking=False)
     except Exception as err:  # a replica that fails to start (bad model folder …) fails the deploy
         raise UserError(f"the Ray Serve replicas did not start: {str(err).splitlines()[-1][:400]}") from None
-    return Deployment(handle=handle, replicas=high, gpus_per_replica=gpus_per_replica,
-                      address=ray.get_runtime_context().gcs_address)
+    return Deployment(handle=handle, replicas=high, gpus_per_replica=gpus_per_replica)
 
 
 def stop() -> None:

@@ -50,6 +50,19 @@ def _replica_lost(err: BaseException) -> bool:
     return isinstance(err, (RayActorError, ActorDiedError, ActorUnavailableError))
 
 
+def with_retries(send: Callable[[], Any], on_retry: Callable[[BaseException, int], None] | None = None) -> Any:
+    """``send()``, again (up to :data:`RETRIES` times) while the replica it reached was lost; Serve routes
+    the next try to a live replica. Any other error is the request's own and is raised at once."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return send()
+        except Exception as err:
+            if not _replica_lost(err) or attempt == RETRIES:
+                raise
+            if on_retry is not None:
+                on_retry(err, attempt + 1)
+    raise AssertionError("unreachable")
+
 
 def wait_for(response, timeout_s: float | None = None):
     """``response.result()`` from any thread. Ray refuses a blocking wait on a thread whose asyncio loop is
@@ -63,6 +76,7 @@ def wait_for(response, timeout_s: float | None = None):
         return response.result(timeout_s=timeout_s)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(response.result, timeout_s=timeout_s).result()
+
 
 class _Owner:
     """The bit of :class:`PipelineOwner` the Generate view reads: replicas load their pipeline at start."""
@@ -133,16 +147,13 @@ class RemoteGenerationService(CancelFlags):
         """Send ``request`` with its LoRA name to a replica (again to another if it dies), stream its
         progress, keep its PNGs. The replica picks the LoRA from its catalog (an unknown name: its message)."""
         request = request.with_seed()  # fixed here, so a retry on another replica makes the same images
-        for attempt in range(RETRIES + 1):
-            try:
-                return self._send(request, progress, cancel, lora, lora_scale)
-            except Exception as err:
-                if not _replica_lost(err) or attempt == RETRIES:
-                    raise
-                self.retries += 1
-                log.warning("replica lost during a request (%s); sending it again (%d of %d)",
-                            type(err).__name__, attempt + 1, RETRIES)
-        raise AssertionError("unreachable")
+
+        def retried(err: BaseException, attempt: int) -> None:
+            self.retries += 1
+            log.warning("replica lost during a request (%s); sending it again (%d of %d)",
+                        type(err).__name__, attempt, RETRIES)
+
+        return with_retries(lambda: self._send(request, progress, cancel, lora, lora_scale), retried)
 
     def _send(self, request: GenerationRequest, progress: ProgressFn | None, cancel: threading.Event | None,
               lora: str | None, lora_scale: float | None) -> GenerationResult:
@@ -190,13 +201,8 @@ class RemoteParser:
         for image in images:
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
-            for attempt in range(RETRIES + 1):
-                try:
-                    reply = wait_for(self.handle.parse.remote(buffer.getvalue(), self.dtype, self.provider))
-                    break
-                except Exception as err:
-                    if not _replica_lost(err) or attempt == RETRIES:
-                        raise
+            png = buffer.getvalue()
+            reply = with_retries(lambda png=png: wait_for(self.handle.parse.remote(png, self.dtype, self.provider)))
             if "error" in reply:
                 raise UserError(reply["error"])
             self.providers[:] = reply["providers"]  # in place: the view holds this list

@@ -109,6 +109,3 @@ class StudioReplica:
             return {"error": str(err)}
         return {"labels": result.labels, "timings": result.timings, "providers": parser.providers,
                 "dtype": parser.dtype, "pid": os.getpid()}
-
-    def pid(self) -> int:
-        return os.getpid()
