@@ -135,13 +135,9 @@ def _teacher_file(teacher: str, name: str, revision: str | None) -> Path | None:
     return Path(found) if found else None
 
 
-def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher"):
-    """A 19-class face ``SegformerForSemanticSegmentation`` (eval mode) from a folder or hub id; safetensors only.
-
-    Raises :class:`UserError` for a folder without config.json or model.safetensors, a model that is not a
-    SegFormer, or one whose labels are not the 19 face labels in order.
-    """
-    from transformers import AutoConfig, SegformerForSemanticSegmentation
+def check_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher") -> None:
+    """Refuse, from its config alone, a teacher that :func:`load_teacher` would refuse (all but bad weights)."""
+    from transformers import AutoConfig
 
     trainer_utils.check_model_folder(teacher, flag, "jonathandinu/face-parsing")
     try:
@@ -158,6 +154,17 @@ def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teach
         raise UserError(f"{flag} {teacher} predicts {config.num_labels} classes ({', '.join(names[:6])}"
                         f"{' …' if len(names) > 6 else ''}), not the {NUM_LABELS} face labels in CelebAMask-HQ "
                         f"order (background, skin, nose, …, cloth): give a 19-class face parser.")
+
+
+def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher"):
+    """A 19-class face ``SegformerForSemanticSegmentation`` (eval mode) from a folder or hub id; safetensors only.
+
+    Raises :class:`UserError` for a folder without config.json or model.safetensors, a model that is not a
+    SegFormer, or one whose labels are not the 19 face labels in order.
+    """
+    from transformers import SegformerForSemanticSegmentation
+
+    check_teacher(teacher, revision, flag)
     try:
         model = SegformerForSemanticSegmentation.from_pretrained(teacher, revision=revision, use_safetensors=True)
     except (OSError, ValueError) as err:
@@ -232,7 +239,9 @@ def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> t
 
     weights = _teacher_file(cfg.teacher, "model.safetensors", cfg.revision)
     teacher_size = cfg.teacher_size or teacher_input_size(cfg.teacher, cfg.revision)
-    model = load_teacher(cfg.teacher, cfg.revision)  # checks the teacher before anything is hashed or written
+    check_teacher(cfg.teacher, cfg.revision)  # before anything is hashed or written
+    # The weights load only to hash them (no single model.safetensors, e.g. sharded) or on a cache miss.
+    model = load_teacher(cfg.teacher, cfg.revision) if weights is None else None
     sha = _sha256(weights) if weights is not None else hashlib.sha256(
         b"".join(t.detach().cpu().numpy().tobytes() for t in model.state_dict().values())).hexdigest()
     key = cache_key(sha, images, teacher_size, cfg.size)
@@ -244,6 +253,8 @@ def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> t
         return tensors["pixels"], tensors["logits"], info
     import torch
 
+    if model is None:
+        model = load_teacher(cfg.teacher, cfg.revision)
     if torch.cuda.is_available():
         model.to("cuda")
     pixels, logits = teacher_targets(model, images, teacher_size, cfg.size, progress=cfg.progress)
