@@ -41,7 +41,7 @@ from face_studio.labels import NAMES, NUM_LABELS, flip_lut
 from face_studio.preprocess import INPUT_SIZE, MEAN, STD, input_size, to_pixel_values
 from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, colour
-from face_studio.training.data import IMAGE_EXTS
+from face_studio.training.data import IMAGE_EXTS, images_in
 
 STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
 DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
@@ -112,13 +112,9 @@ def find_images(folder: str | Path, flag: str = "--images") -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"{flag} {root}: no such folder; give a folder of face photos (JPEG, PNG, WebP).")
-
-    def listed(d: Path) -> list[Path]:
-        return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-
-    found = listed(root)
+    found = images_in(root)
     if not found and (root / "images").is_dir():
-        found = listed(root / "images")
+        found = images_in(root / "images")
     if not found:
         raise UserError(f"{flag} {root}: no images in the folder (or an images/ subfolder); add face photos "
                         f"({', '.join(IMAGE_EXTS)}).")
