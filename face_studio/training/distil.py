@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from face_studio.errors import UserError
+from face_studio.hashing import sha256
 from face_studio.images import load_image
 from face_studio.labels import NAMES, NUM_LABELS, flip_lut
 from face_studio.preprocess import INPUT_SIZE, MEAN, STD, input_size, to_pixel_values
@@ -174,14 +175,6 @@ def teacher_input_size(teacher: str, revision: str | None = None) -> int:
     return input_size(found.parent) if found else INPUT_SIZE
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_key(teacher_sha: str, images: list[Path], teacher_size: int, size: int) -> str:
     """What the cached targets depend on: the teacher's weights, every photo (name, bytes, mtime), both sizes."""
     digest = hashlib.sha256(f"{teacher_sha}|{teacher_size}|{size}".encode())
@@ -238,7 +231,7 @@ def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> t
     check_teacher(cfg.teacher, cfg.revision)  # before anything is hashed or written
     # The weights load only to hash them (no single model.safetensors, e.g. sharded) or on a cache miss.
     model = load_teacher(cfg.teacher, cfg.revision) if weights is None else None
-    sha = _sha256(weights) if weights is not None else hashlib.sha256(
+    sha = sha256(weights) if weights is not None else hashlib.sha256(
         b"".join(t.detach().cpu().numpy().tobytes() for t in model.state_dict().values())).hexdigest()
     key = cache_key(sha, images, teacher_size, cfg.size)
     path = folder / f"{key}.safetensors"
