@@ -22,9 +22,9 @@ from face_studio.onnx_files import DTYPE_FILES
 from face_studio.preprocess import INPUT_SIZE, input_size, logits_to_labels, to_pixel_values
 from face_studio.training import data as data_io
 from face_studio.training.metrics import ConfusionMatrix
+from face_studio.training.train import MAX_SIZE  # as face-studio train
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # (N, 3, S, S) pixel values → (N, 19, S/4, S/4) logits
-MAX_SIZE = 2048  # as face-studio train
 
 
 def check_options(*, size: int | None = None, batch: int = 4, limit: int | None = None) -> None:
