@@ -74,14 +74,15 @@ def find_samples(data_dir: str | Path) -> list[Sample]:
     return samples
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """The pictures (IMAGE_EXTS, any case) directly in ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
 def _find_pairs(root: Path) -> list[Sample]:
     masks = {p.stem: p for p in (root / "masks").iterdir() if p.is_file() and p.suffix.lower() == ".png"}
     samples = []
-    for image in _images_in(root / "images"):
+    for image in images_in(root / "images"):
         mask = masks.get(image.stem)
         if mask is None:
             raise DataError(f"missing mask for {image}: expected {root / 'masks' / (image.stem + '.png')} "
@@ -99,7 +100,7 @@ def _find_celeba(root: Path) -> list[Sample]:
                             f"<5-digit id>_<part>.png with a part from {', '.join(NAMES[1:])}.")
         parts.setdefault(int(match.group(1)), []).append((LABEL2ID[match.group(2)], path))
     samples = []
-    for image in _images_in(root / CELEBA_IMAGES):
+    for image in images_in(root / CELEBA_IMAGES):
         if not image.stem.isdigit():
             raise DataError(f"unexpected image name {image}: CelebA-HQ images are named <id>.jpg.")
         idx = int(image.stem)

@@ -36,12 +36,13 @@ import numpy as np
 from PIL import Image
 
 from face_studio.errors import UserError
+from face_studio.hashing import sha256
 from face_studio.images import load_image
 from face_studio.labels import NAMES, NUM_LABELS, flip_lut
 from face_studio.preprocess import INPUT_SIZE, MEAN, STD, input_size, to_pixel_values
 from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, colour
-from face_studio.training.data import IMAGE_EXTS
+from face_studio.training.data import IMAGE_EXTS, images_in
 
 STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
 DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
@@ -112,13 +113,9 @@ def find_images(folder: str | Path, flag: str = "--images") -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"{flag} {root}: no such folder; give a folder of face photos (JPEG, PNG, WebP).")
-
-    def listed(d: Path) -> list[Path]:
-        return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-
-    found = listed(root)
+    found = images_in(root)
     if not found and (root / "images").is_dir():
-        found = listed(root / "images")
+        found = images_in(root / "images")
     if not found:
         raise UserError(f"{flag} {root}: no images in the folder (or an images/ subfolder); add face photos "
                         f"({', '.join(IMAGE_EXTS)}).")
@@ -135,13 +132,9 @@ def _teacher_file(teacher: str, name: str, revision: str | None) -> Path | None:
     return Path(found) if found else None
 
 
-def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher"):
-    """A 19-class face ``SegformerForSemanticSegmentation`` (eval mode) from a folder or hub id; safetensors only.
-
-    Raises :class:`UserError` for a folder without config.json or model.safetensors, a model that is not a
-    SegFormer, or one whose labels are not the 19 face labels in order.
-    """
-    from transformers import AutoConfig, SegformerForSemanticSegmentation
+def check_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher") -> None:
+    """Refuse, from its config alone, a teacher that :func:`load_teacher` would refuse (all but bad weights)."""
+    from transformers import AutoConfig
 
     trainer_utils.check_model_folder(teacher, flag, "jonathandinu/face-parsing")
     try:
@@ -158,6 +151,17 @@ def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teach
         raise UserError(f"{flag} {teacher} predicts {config.num_labels} classes ({', '.join(names[:6])}"
                         f"{' …' if len(names) > 6 else ''}), not the {NUM_LABELS} face labels in CelebAMask-HQ "
                         f"order (background, skin, nose, …, cloth): give a 19-class face parser.")
+
+
+def load_teacher(teacher: str, revision: str | None = None, flag: str = "--teacher"):
+    """A 19-class face ``SegformerForSemanticSegmentation`` (eval mode) from a folder or hub id; safetensors only.
+
+    Raises :class:`UserError` for a folder without config.json or model.safetensors, a model that is not a
+    SegFormer, or one whose labels are not the 19 face labels in order.
+    """
+    from transformers import SegformerForSemanticSegmentation
+
+    check_teacher(teacher, revision, flag)
     try:
         model = SegformerForSemanticSegmentation.from_pretrained(teacher, revision=revision, use_safetensors=True)
     except (OSError, ValueError) as err:
@@ -169,14 +173,6 @@ def teacher_input_size(teacher: str, revision: str | None = None) -> int:
     """The side the teacher was trained at: its preprocessor_config.json (512 when absent)."""
     found = _teacher_file(teacher, "preprocessor_config.json", revision)
     return input_size(found.parent) if found else INPUT_SIZE
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(teacher_sha: str, images: list[Path], teacher_size: int, size: int) -> str:
@@ -232,8 +228,10 @@ def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> t
 
     weights = _teacher_file(cfg.teacher, "model.safetensors", cfg.revision)
     teacher_size = cfg.teacher_size or teacher_input_size(cfg.teacher, cfg.revision)
-    model = load_teacher(cfg.teacher, cfg.revision)  # checks the teacher before anything is hashed or written
-    sha = _sha256(weights) if weights is not None else hashlib.sha256(
+    check_teacher(cfg.teacher, cfg.revision)  # before anything is hashed or written
+    # The weights load only to hash them (no single model.safetensors, e.g. sharded) or on a cache miss.
+    model = load_teacher(cfg.teacher, cfg.revision) if weights is None else None
+    sha = sha256(weights) if weights is not None else hashlib.sha256(
         b"".join(t.detach().cpu().numpy().tobytes() for t in model.state_dict().values())).hexdigest()
     key = cache_key(sha, images, teacher_size, cfg.size)
     path = folder / f"{key}.safetensors"
@@ -244,6 +242,8 @@ def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> t
         return tensors["pixels"], tensors["logits"], info
     import torch
 
+    if model is None:
+        model = load_teacher(cfg.teacher, cfg.revision)
     if torch.cuda.is_available():
         model.to("cuda")
     pixels, logits = teacher_targets(model, images, teacher_size, cfg.size, progress=cfg.progress)

@@ -22,9 +22,9 @@ from face_studio.onnx_files import DTYPE_FILES
 from face_studio.preprocess import INPUT_SIZE, input_size, logits_to_labels, to_pixel_values
 from face_studio.training import data as data_io
 from face_studio.training.metrics import ConfusionMatrix
+from face_studio.training.train import MAX_SIZE  # as face-studio train
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # (N, 3, S, S) pixel values → (N, 19, S/4, S/4) logits
-MAX_SIZE = 2048  # as face-studio train
 
 
 def check_options(*, size: int | None = None, batch: int = 4, limit: int | None = None) -> None:
@@ -41,7 +41,6 @@ def check_options(*, size: int | None = None, batch: int = 4, limit: int | None 
 
 def torch_predictor(model_dir: Path) -> Predictor:
     """A SegFormer from a ``save_pretrained`` folder (safetensors only), on the GPU when there is one."""
-    import torch
     from transformers import SegformerForSemanticSegmentation
 
     if not (model_dir / "model.safetensors").is_file():
@@ -56,6 +55,13 @@ def torch_predictor(model_dir: Path) -> Predictor:
                         f"model again.") from None
     if model.config.num_labels != NUM_LABELS:
         raise UserError(f"{model_dir} predicts {model.config.num_labels} classes, not the {NUM_LABELS} face labels.")
+    return module_predictor(model)
+
+
+def module_predictor(model) -> Predictor:
+    """A loaded SegFormer (eval mode) as a :data:`Predictor`, moved to the GPU when there is one."""
+    import torch
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
 
@@ -200,8 +206,8 @@ def _scored_inputs(data_dir: str | Path, limit: int | None):
     return [lambda p=p: plain(p) for p in find_images(root, flag="--data")[:limit]], False
 
 
-def _labels_of(predict: Predictor, side: int, images: list, shapes: list) -> list[np.ndarray]:
-    logits = predict(to_pixel_values(images, side))
+def _labels_of(predict: Predictor, pixel_values: np.ndarray, shapes: list) -> list[np.ndarray]:
+    logits = predict(pixel_values)
     return [logits_to_labels(lg, h, w) for lg, (h, w) in zip(logits, shapes, strict=True)]
 
 
@@ -216,7 +222,6 @@ def evaluate_against_teacher(model: str | Path, teacher: str, data_dir: str | Pa
     ``data_dir`` is labelled, each entry (and a ``"teacher"`` entry) also holds the ground-truth scores
     (``miou``, ``mean_f1``, ``pixel_accuracy``, ``per_class``). Each model runs at its own input size.
     """
-    import torch
     from tqdm.auto import tqdm
 
     from face_studio.training.distil import load_teacher, teacher_input_size
@@ -242,13 +247,8 @@ def evaluate_against_teacher(model: str | Path, teacher: str, data_dir: str | Pa
         if dtypes:
             raise UserError(f"--dtypes needs an export folder (with onnx/); {model} is a PyTorch folder.")
         predictors["pytorch"] = (torch_predictor(model), model_size)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    teacher_model = load_teacher(teacher, revision).to(device)
+    teacher_predict = module_predictor(load_teacher(teacher, revision))
     t_size = teacher_size or teacher_input_size(teacher, revision)
-
-    def teacher_predict(pixel_values: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return teacher_model(pixel_values=torch.from_numpy(pixel_values).to(device)).logits.float().cpu().numpy()
 
     loaders, labelled = _scored_inputs(data_dir, limit)
     vs_teacher = {name: ConfusionMatrix() for name in predictors}
@@ -258,10 +258,11 @@ def evaluate_against_teacher(model: str | Path, teacher: str, data_dir: str | Pa
         items = [load() for load in loaders[start:start + batch]]
         shapes = [labels.shape if labels is not None else hw for _, labels, hw in items]
         images = [image for image, _, _ in items]
+        pixels = {side: to_pixel_values(images, side) for side in {t_size, *(s for _, s in predictors.values())}}
 
-        reference = _labels_of(teacher_predict, t_size, images, shapes)
+        reference = _labels_of(teacher_predict, pixels[t_size], shapes)
         for name, (predict, side) in predictors.items():
-            preds = _labels_of(predict, side, images, shapes)
+            preds = _labels_of(predict, pixels[side], shapes)
             for pred, ref, (_, truth, _) in zip(preds, reference, items, strict=True):
                 vs_teacher[name].update(pred, ref)
                 if truth is not None:

@@ -30,12 +30,11 @@ from face_studio.preprocess import INPUT_SIZE, preprocessor_config, to_pixel_val
 from face_studio.training import data as data_io
 from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, augment
+from face_studio.training.synth import MAX_SEED, MAX_SIZE  # the Trainer seeds numpy, torch and random with --seed
 
 SCRATCH = "scratch:"  # --base scratch:tiny → random weights in an face_studio/configs.py preset
 SUMMARY = "training.json"
 ARCHITECTURES = ["SegformerForSemanticSegmentation"]
-MAX_SIZE = 2048  # as face-studio synth's largest faces
-MAX_SEED = 2**32 - 1  # numpy's seed range (the Trainer seeds numpy, torch and random with it)
 
 
 class NonFiniteError(UserError):
