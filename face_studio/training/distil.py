@@ -16,6 +16,12 @@ Writes, like ``face-studio train``::
     OUT/config.json  OUT/model.safetensors  OUT/preprocessor_config.json   the best checkpoint by agreement
     OUT/training.json                                                     what was distilled, how, and the scores
     OUT/checkpoints/checkpoint-N/                                         Trainer state for --resume
+    OUT/checkpoints/run.json                                              what the run was started with
+
+``--resume`` continues the run ``run.json`` describes: only ``--epochs``, ``--workers`` and ``--quiet`` may change
+(another student, size, teacher, photo folder or recipe is refused in one line). A damaged latest checkpoint (a
+truncated ``model.safetensors``, a missing ``trainer_state.json``) is set aside as ``damaged-checkpoint-N`` and the
+run continues from the previous good one, saying so.
 
 "Agreement" is the share of pixels where the student's argmax equals the teacher's, on a held-out split of the
 photos. ``face-studio export --model OUT`` takes the folder unchanged.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -43,6 +50,7 @@ from face_studio.preprocess import INPUT_SIZE, MEAN, STD, input_size, to_pixel_v
 from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, colour
 from face_studio.training.data import IMAGE_EXTS, images_in
+from face_studio.training.synth import MAX_SEED, MAX_SIZE
 
 STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
 DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
@@ -52,6 +60,12 @@ DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
 CACHE = "teacher-cache"
 LOGITS_STRIDE = 4  # SegFormer's logits are size/4 a side
 TEACHER_BATCH = 8
+RUN_RECORD = "run.json"  # in OUT/checkpoints: the options a run was started with (--resume must match them)
+RESUMABLE = ("epochs", "workers", "progress", "resume")  # the options --resume may change
+# The teacher cache holds every photo at the student's size (uint8 RGB) and the teacher's fp16 logits at size/4:
+# 3 + 19·2/16 bytes a pixel, in memory while distilling and once on disk.
+CACHE_BYTES_PER_PIXEL = 3 + NUM_LABELS * 2 / LOGITS_STRIDE**2
+MARGIN_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -82,9 +96,13 @@ class DistilConfig:
         if self.student not in STUDENTS:
             raise UserError(f"--student {self.student}: choose one of {', '.join(STUDENTS)}.")
         for flag, size in (("--size", self.size), ("--teacher-size", self.teacher_size)):
-            if size is not None and (size < 32 or size % 32):
-                raise UserError(f"{flag} must be a multiple of 32, at least 32 (got {size}): SegFormer "
-                                f"downsamples by 32. Try 256 (or 320, 384).")
+            if size is not None and (size < 32 or size % 32 or size > MAX_SIZE):
+                raise UserError(f"{flag} must be a multiple of 32 from 32 to {MAX_SIZE} (got {size}): SegFormer "
+                                f"downsamples by 32, and memory grows with size². Try 256 (or 320, 384).")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed must be 0…{MAX_SEED} (got {self.seed}).")
+        if self.workers is not None and not 0 <= self.workers <= 64:
+            raise UserError(f"--workers must be 0…64 (got {self.workers}); leave it out for the default.")
         if self.epochs <= 0:
             raise UserError(f"--epochs must be positive (got {self.epochs}).")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
@@ -122,6 +140,11 @@ def find_images(folder: str | Path, flag: str = "--images") -> list[Path]:
     return found
 
 
+def _looks_like_path(spec: str) -> bool:
+    """A local path rather than a hub id (``owner/name``): absolute, relative with ./ or ../, ~, or deeper."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or os.sep != "/" and os.sep in spec
+
+
 def _teacher_file(teacher: str, name: str, revision: str | None) -> Path | None:
     path = Path(teacher)
     if path.exists():
@@ -136,6 +159,9 @@ def check_teacher(teacher: str, revision: str | None = None, flag: str = "--teac
     """Refuse, from its config alone, a teacher that :func:`load_teacher` would refuse (all but bad weights)."""
     from transformers import AutoConfig
 
+    if _looks_like_path(teacher) and not Path(teacher).exists():
+        raise UserError(f"{flag} {teacher}: no such folder; give a save_pretrained folder or a hub id such as "
+                        f"jonathandinu/face-parsing.")
     trainer_utils.check_model_folder(teacher, flag, "jonathandinu/face-parsing")
     try:
         config = AutoConfig.from_pretrained(teacher, revision=revision)
@@ -226,9 +252,9 @@ def load_or_make_cache(cfg: DistilConfig, images: list[Path], folder: Path) -> t
 
     from face_studio.atomic import atomic_write
 
+    check_teacher(cfg.teacher, cfg.revision)  # before anything is hashed or written
     weights = _teacher_file(cfg.teacher, "model.safetensors", cfg.revision)
     teacher_size = cfg.teacher_size or teacher_input_size(cfg.teacher, cfg.revision)
-    check_teacher(cfg.teacher, cfg.revision)  # before anything is hashed or written
     # The weights load only to hash them (no single model.safetensors, e.g. sharded) or on a cache miss.
     model = load_teacher(cfg.teacher, cfg.revision) if weights is None else None
     sha = sha256(weights) if weights is not None else hashlib.sha256(
@@ -396,36 +422,186 @@ def _epoch_scores(logs: dict) -> tuple[str, str, str]:
 def distil(cfg: DistilConfig) -> dict:
     """Distil, keep the best checkpoint by held-out agreement in ``cfg.out``, and return the run summary.
 
-    A run that fails in a folder it created removes that folder: nothing half-written is left.
+    A run that fails in a folder it created removes that folder (and any parent it created): nothing
+    half-written is left.
     """
     out = Path(cfg.out)
-    created = not out.exists()
+    created = _first_missing(out)
     try:
         with trainer_utils.hf_progress_bars(cfg.progress):
             return _distil(cfg)
     except Exception:  # not KeyboardInterrupt: an interrupted run keeps its checkpoints for --resume
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet (what a run would create), or None."""
+    path = path.absolute()
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _make_out(out: Path) -> None:
+    """Create ``--out`` now, so an unwritable place fails before any work, in one line."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder.")
+    try:
+        (out / trainer_utils.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"--out {out}: can't write there ({err.strerror or err}); choose a folder you can "
+                        f"write to.") from None
+
+
+def check_resources(out: Path, n_photos: int, size: int, cached: bool = False) -> None:
+    """Refuse a run whose teacher cache can't fit in memory (or, when not cached yet, on disk) before any work."""
+    need = int(n_photos * size * size * CACHE_BYTES_PER_PIXEL)
+    fix = "lower --size or use fewer photos"
+    available = _available_memory()
+    if available is not None and need + MARGIN_BYTES > available:
+        raise UserError(f"{n_photos} photos at --size {size} need about {need / 2**30:.1f} GiB of memory for the "
+                        f"teacher's targets, but only {available / 2**30:.1f} GiB is available: {fix}.")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if not cached and need + MARGIN_BYTES > free:
+        raise UserError(f"{n_photos} photos at --size {size} need about {need / 2**30:.1f} GiB on disk for the "
+                        f"teacher cache, but only {free / 2**30:.1f} GiB is free at {probe}: {fix}, or write "
+                        f"elsewhere.")
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _images_digest(images: list[Path]) -> str:
+    """The photo list as a run depends on it (names and sizes; its split is drawn from this list)."""
+    digest = hashlib.sha256()
+    for p in images:
+        digest.update(f"{p.name}:{p.stat().st_size}|".encode())
+    return digest.hexdigest()[:16]
+
+
+def run_record(cfg: DistilConfig, images: list[Path]) -> dict:
+    """What a run is started with: every option --resume may not change, the photo folder and its photos."""
+    # The folders may move: the photos are compared by name and size, not by where they are.
+    options = {k: v for k, v in asdict(cfg).items() if k not in (*RESUMABLE, "images", "out")}
+    return {"options": options, "images": str(Path(cfg.images).resolve()), "photos": len(images),
+            "photos_digest": _images_digest(images)}
+
+
+def check_same_run(ckpt_dir: Path, record: dict) -> None:
+    """--resume: refuse, in one line, options or photos that differ from those the run was started with."""
+    path = ckpt_dir / RUN_RECORD
+    if not path.is_file():
+        return  # a run from before run.json was written: nothing to compare
+    try:
+        started = json.loads(path.read_text())
+        old = started["options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"--resume: {path} is damaged, so this run can't be checked; start again without --resume "
+                        f"in a new --out.") from None
+    flags = {"val_fraction": "--val-fraction", "teacher_size": "--teacher-size", "augment": "--augment"}
+    changed = [(k, old.get(k), v) for k, v in record["options"].items() if old.get(k) != v]
+    if changed:
+        shown = ", ".join(f"{flags.get(k, '--' + k)} {_short(v)} (was {_short(was)})" for k, was, v in changed[:3])
+        raise UserError(f"--resume continues the run as it was started: {shown}. Only --epochs, --workers and "
+                        f"--quiet may change; use the same options, or start a new run in another --out.")
+    if started.get("photos_digest") != record["photos_digest"]:
+        raise UserError(f"--resume: --images holds other photos than the run started with ({started.get('photos')} "
+                        f"then, {record['photos']} now, or renamed or edited): resume on the same photos, or start "
+                        f"a new run in another --out.")
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a checkpoint can't be resumed from (unreadable trainer state, missing or truncated weights), or None."""
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError) as err:
+        return f"trainer_state.json is unreadable ({type(err).__name__})"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return "it has no model.safetensors"
+    try:  # a safetensors file: 8-byte header length, JSON header, then the tensors' bytes up to the last offset
+        with weights.open("rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+        end = 8 + header_len + max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                                   default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return "model.safetensors is damaged (unreadable header)"
+    size = weights.stat().st_size
+    if size != end:
+        return f"model.safetensors is truncated ({size:,} of {end:,} bytes)"
+    return None
+
+
+def usable_checkpoint(ckpt_dir: Path, warn=print) -> Path:
+    """The newest checkpoint that can be resumed from; damaged newer ones are renamed ``damaged-checkpoint-N``
+    (kept for a look, out of the Trainer's way), each with a note."""
+    while True:
+        last = trainer_utils.last_checkpoint(ckpt_dir)
+        if last is None:
+            raise UserError(f"--resume: no usable checkpoint in {ckpt_dir} (all were damaged); start again without "
+                            f"--resume in a new --out.")
+        problem = checkpoint_problem(last)
+        if problem is None:
+            return last
+        aside = last.with_name(f"damaged-{last.name}")
+        shutil.rmtree(aside, ignore_errors=True)
+        last.rename(aside)
+        warn(f"note: {last.name} can't be resumed from: {problem}; set aside as {aside.name}, continuing from the "
+             f"checkpoint before it.")
 
 
 def _distil(cfg: DistilConfig) -> dict:
     from transformers import set_seed
 
+    from face_studio.atomic import atomic_write
     from face_studio.training.train import _save_final
 
-    # 1. Check inputs: output folder vs --resume, the photos, the teacher (loaded while the cache is made).
+    # 1. Check inputs before any work: --resume vs the folder, the photos, the teacher's config, the run's
+    #    record (--resume); make --out (an unwritable one fails here); memory and disk for the teacher cache.
     out = Path(cfg.out)
-    ckpt_dir, last = trainer_utils.check_resume(out, cfg.resume)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
+    ckpt_dir, last = trainer_utils.check_resume(out, cfg.resume)
     images = find_images(cfg.images)
     train_idx, val_idx = split_indices(len(images), cfg.val_fraction, cfg.seed)
+    check_teacher(cfg.teacher, cfg.revision)
+    record = run_record(cfg, images)
+    if cfg.resume:
+        check_same_run(ckpt_dir, record)
+    _make_out(out)
+    check_resources(out, len(images), cfg.size, cached=cfg.resume)
+    if cfg.resume:
+        last = usable_checkpoint(ckpt_dir, warn=lambda line: print(line, file=sys.stderr))
     set_seed(cfg.seed)
     student = build_student(cfg.student, cfg.init)  # before the teacher runs: a bad --init fails fast
 
     # 2. The teacher's targets, computed once (or read from the cache).
     pixels, logits, cache_info = load_or_make_cache(cfg, images, out / CACHE)
+    if not cfg.resume:
+        atomic_write(ckpt_dir / RUN_RECORD, (json.dumps(record, indent=2) + "\n").encode())
 
     # 3. Trainer: evaluate and checkpoint every epoch, keep the best by agreement with the teacher.
     args = trainer_utils.training_arguments(

@@ -27,11 +27,14 @@ from face_studio.training.train import MAX_SIZE  # as face-studio train
 Predictor = Callable[[np.ndarray], np.ndarray]  # (N, 3, S, S) pixel values → (N, 19, S/4, S/4) logits
 
 
-def check_options(*, size: int | None = None, batch: int = 4, limit: int | None = None) -> None:
-    """Refuse a bad ``--size``, ``--batch`` or ``--limit`` before any model or face is loaded."""
-    if size is not None and (size < 32 or size % 32 or size > MAX_SIZE):
-        raise UserError(f"--size must be a multiple of 32 from 32 to {MAX_SIZE} (got {size}): SegFormer downsamples "
-                        f"by 32. Leave it out to use the model's own size (preprocessor_config.json).")
+def check_options(*, size: int | None = None, batch: int = 4, limit: int | None = None,
+                  teacher_size: int | None = None) -> None:
+    """Refuse a bad ``--size``, ``--teacher-size``, ``--batch`` or ``--limit`` before any model or face is loaded
+    (the one check for plain ``evaluate`` and ``evaluate --teacher``)."""
+    for flag, side in (("--size", size), ("--teacher-size", teacher_size)):
+        if side is not None and (side < 32 or side % 32 or side > MAX_SIZE):
+            raise UserError(f"{flag} must be a multiple of 32 from 32 to {MAX_SIZE} (got {side}): SegFormer "
+                            f"downsamples by 32. Leave it out to use the model's own size (preprocessor_config.json).")
     if batch < 1:
         raise UserError(f"--batch must be at least 1 (got {batch}).")
     if limit is not None and limit < 1:
@@ -226,6 +229,7 @@ def evaluate_against_teacher(model: str | Path, teacher: str, data_dir: str | Pa
 
     from face_studio.training.distil import load_teacher, teacher_input_size
 
+    check_options(size=size, batch=batch, limit=limit, teacher_size=teacher_size)
     model = Path(model)
     if not model.is_dir():
         raise UserError(f"--model {model}: no such folder (give a `face-studio distil --out`, `train --out` or "

@@ -29,9 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from face_studio.errors import UserError
-    from face_studio.training.evaluate import evaluate_path, format_table
+    from face_studio.training.evaluate import check_options, evaluate_path, format_table
 
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] if args.dtypes else None
+    # One check of the options for both paths, before any model or face is loaded.
+    check_options(size=args.size, batch=args.batch, limit=args.limit, teacher_size=args.teacher_size)
     if getattr(args, "teacher", None):
         return _run_against_teacher(args, dtypes)
     try:
