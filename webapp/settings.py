@@ -25,6 +25,9 @@ DEFAULT_PARSER_DIR = (STATIC_DIR if IN_CHECKOUT else data_home()) / "models" / "
 DEFAULT_OUTPUT_DIR = (REPO_ROOT if IN_CHECKOUT else data_home()) / "outputs"
 DEFAULT_PARSER_SOURCE = "jonathandinu/face-parsing"
 DEFAULT_SD_MODEL = "stabilityai/stable-diffusion-3.5-medium"
+# --max-batch's ceiling: a batch of 16 requests of up to 4 images each is 64 images in one pipeline call, about
+# what an 80 GB GPU holds for SD3.5 Medium at 1024²; more only fails later, for memory, mid-request.
+MAX_BATCH = 16
 
 
 @dataclass

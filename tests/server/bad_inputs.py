@@ -12,6 +12,7 @@ FILE_ROUTE = "/gradio_api/file="
 UPLOAD = "upload (any view, API)"
 LOGIN = "login (--auth)"
 QUEUE = "API generate / parse (queue)"
+SERVE = "face-studio serve"
 NOT_FOUND = "Not Found"  # 404: what the user sees; the test also checks that nothing outside was served
 NOT_ALLOWED = "File not allowed"  # 403, Gradio's own answer
 
@@ -57,6 +58,24 @@ BAD_INPUTS: list[BadInput] = [
              "The parse queue is full (0 waiting): try again in a few seconds, or parse in the browser",
              exit_code=None),
 ]
+
+
+# ``{parser}`` / ``{live}``: a copy of the tiny export, damaged as ``tried`` says (tests/server/test_serve_checks.py).
+SERVE_CASES: list[BadInput] = [
+    BadInput(SERVE, "--parser: onnx/model_quantized.onnx cut short", "onnx/model_quantized.onnx: 2048 bytes, "
+             "manifest says", ("serve", "--port", "0", "--parser", "{parser}")),
+    BadInput(SERVE, "--parser: onnx/model_quantized.onnx overwritten, same size",
+             "onnx/model_quantized.onnx: sha256 mismatch", ("serve", "--port", "0", "--parser", "{parser}")),
+    BadInput(SERVE, "--parser: onnx/model.onnx deleted", "onnx/model.onnx: missing",
+             ("serve", "--port", "0", "--parser", "{parser}")),
+    BadInput(SERVE, "--live-parser: a damaged export", "Export it again with `face-studio export --model "
+             "STUDENT_DIR", ("serve", "--port", "0", "--parser", "{parser}", "--live-parser", "{live}")),
+    BadInput(SERVE, "--live-parser: a 5-label export", "predicts 5 classes, not the 19 face labels",
+             ("serve", "--port", "0", "--parser", "{parser}", "--live-parser", "{live}")),
+    BadInput(SERVE, "--max-batch 1000000", "--max-batch must be 1…16 (got 1000000)",
+             ("serve", "--port", "0", "--max-batch", "1000000")),
+]
+BAD_INPUTS += SERVE_CASES
 
 
 def by_surface(surface: str) -> list[BadInput]:

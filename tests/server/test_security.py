@@ -14,7 +14,7 @@ import httpx
 import pytest
 from starlette.routing import Mount
 
-from tests.server.bad_inputs import BAD_INPUTS, FILE_ROUTE, LOGIN, MOUNTS, QUEUE, UPLOAD, by_surface, expect
+from tests.server.bad_inputs import BAD_INPUTS, FILE_ROUTE, LOGIN, MOUNTS, QUEUE, SERVE, UPLOAD, by_surface, expect
 from tests.server.conftest import SECRET, start_server
 from webapp.login_limit import LOGIN_MESSAGE, LoginBackoff
 from webapp.routes import parser_model_id
@@ -172,4 +172,4 @@ def test_backoff_doubles_up_to_the_cap_and_forgets_old_clients() -> None:
 
 def test_bad_input_records_are_all_used() -> None:
     surfaces = {case.surface for case in BAD_INPUTS}
-    assert surfaces == {MOUNTS, FILE_ROUTE, UPLOAD, LOGIN, QUEUE}
+    assert surfaces == {MOUNTS, FILE_ROUTE, UPLOAD, LOGIN, QUEUE, SERVE}

@@ -9,7 +9,7 @@ from pathlib import Path
 from webapp.generation.presets import MEMORY_MODE_NAMES
 from webapp.generation.speed import SPEED_MODES
 from webapp.parsing import PROVIDER_CHOICES
-from webapp.settings import DEFAULT_PARSER_DIR, DEFAULT_PARSER_SOURCE, DEFAULT_SD_MODEL, ServeSettings
+from webapp.settings import DEFAULT_PARSER_DIR, DEFAULT_PARSER_SOURCE, DEFAULT_SD_MODEL, MAX_BATCH, ServeSettings
 
 HELP = "Start the web app: face parsing in the browser (server fallback), SD3.5 generation and editing."
 HUB_PROBE_URL = "https://huggingface.co/api/models/" + DEFAULT_PARSER_SOURCE
@@ -82,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  "on CUDA, eager on CPU")
     generation.add_argument("--max-batch", type=positive_int, default=defaults.max_batch,
                             help=f"concurrent generate requests with the same size/steps/preset run as one batch, "
-                                 f"up to this many (default {defaults.max_batch} = off: bit-identical images; batched "
-                                 "ones agree with a lone run to ~1 grey level)")
+                                 f"up to this many, at most {MAX_BATCH} (default {defaults.max_batch} = off: "
+                                 "bit-identical images; batched ones agree with a lone run to ~1 grey level)")
     parser.add_argument("--parse-provider", default=defaults.parse_provider, choices=PROVIDER_CHOICES,
                         help="ONNX Runtime provider for the server parse (default auto: CUDA when onnxruntime-gpu "
                              "and a GPU are there, else CPU)")
@@ -98,6 +98,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--max-replicas", type=positive_int, default=None, help="autoscaling upper bound")
     generation.add_argument("--output-dir", type=Path, default=defaults.output_dir,
                             help=f"where generated images are kept (default {defaults.output_dir})")
+
+
+def check_limits(settings: ServeSettings) -> None:
+    """Refuse, in one line, limits the server can't honour (before anything loads)."""
+    from face_studio.errors import UserError
+
+    if not 1 <= settings.max_batch <= MAX_BATCH:
+        raise UserError(f"--max-batch must be 1…{MAX_BATCH} (got {settings.max_batch}): each batch runs in one "
+                        f"pipeline call, so its images must fit the GPU's memory together; try 4.")
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
@@ -143,7 +152,7 @@ def _offer_export(parser_dir: Path) -> None:
 
 
 def check_live_parser(live_dir: Path | None) -> None:
-    """``--live-parser`` must name an export (the page would otherwise fail to load it mid-stream)."""
+    """``--live-parser`` must name an intact export (the page would otherwise fail to load it mid-stream)."""
     from face_studio.errors import UserError
     from webapp.parsing import available_dtypes
 
@@ -155,6 +164,38 @@ def check_live_parser(live_dir: Path | None) -> None:
     if not available_dtypes(live_dir):
         raise UserError(f"--live-parser {live_dir} holds no ONNX model (onnx/model*.onnx): export it with "
                         f"`face-studio export --model STUDENT_DIR --out {live_dir}`.")
+    check_export(live_dir, "--live-parser", f"face-studio export --model STUDENT_DIR --out {live_dir}")
+
+
+def check_export(folder: str | Path, flag: str, fix: str) -> str | None:
+    """Refuse to serve a damaged export, before the server starts: every file the manifest lists must be there
+    with its size and sha256 (about 1 s a 300 MB graph here: bench/export_check.py), and the model must predict
+    the 19 face labels. Raises a one-line ``UserError`` naming ``fix`` (a `face-studio export` command); returns
+    a note when the folder has no manifest to check against (an export made by hand), else None."""
+    import json
+
+    from export.manifest import check_files, read
+    from face_studio.errors import UserError
+    from face_studio.labels import NUM_LABELS
+
+    folder = Path(folder)
+    manifest = read(folder)
+    if manifest is None:
+        return (f"{flag} {folder} has no readable manifest.json, so its files can't be checked; "
+                f"`{fix}` writes one.")
+    problems = check_files(folder, manifest)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{flag} {folder} is damaged: {problems[0]}{more}. Export it again with `{fix}` "
+                        f"(`face-studio verify {folder}` lists every problem).")
+    try:
+        labels = len(json.loads((folder / "config.json").read_text()).get("id2label") or {})
+    except (OSError, ValueError, AttributeError):
+        labels = None
+    if labels != NUM_LABELS:
+        raise UserError(f"{flag} {folder} predicts {labels if labels is not None else 'an unknown number of'} "
+                        f"classes, not the {NUM_LABELS} face labels: export a 19-class face parser with `{fix}`.")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,12 +204,17 @@ def run(args: argparse.Namespace) -> int:
     from webapp.server import serve
 
     settings = settings_from_args(args)
+    check_limits(settings)
     LoraCatalog.from_options(settings.loras, settings.lora_dirs)  # a bad --lora / --lora-dir: one line, exit 2
     check_live_parser(settings.live_parser_dir)
     message = missing_export_message(settings.parser_dir)
     if message:
         print(f"note: {message}", file=sys.stderr)
         _offer_export(Path(settings.parser_dir))
+    if not missing_export_message(settings.parser_dir):  # an export to serve: intact, or no start
+        note = check_export(settings.parser_dir, "--parser", f"face-studio export --out {settings.parser_dir}")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     if not settings.ray:  # with --ray each replica resolves its own speed mode (its status line says which)
         from webapp.generation.service import get_service
 
