@@ -12,7 +12,7 @@ from types import ModuleType
 import gradio as gr
 
 from webapp.generation.service import GPU_LANE_IDS
-from webapp.queue_limits import Lane, LaneQueue, install_queue
+from webapp.queue_limits import PRIOR_SECONDS_PER_WORK, Lane, LaneQueue, gpu_work, install_queue
 from webapp.settings import ServeSettings
 from webapp.views import edit as edit_view
 from webapp.views import generate as generate_view
@@ -50,7 +50,12 @@ def setup_queue(demo: gr.Blocks, settings: ServeSettings) -> LaneQueue:
         parse_view.PARSE_CONCURRENCY_ID: Lane("parse", settings.parse_queue,
                                               "try again in a few seconds, or parse in the browser"),
     }
-    return install_queue(demo, lanes, other=Lane("request", OTHER_QUEUE))
+    import torch
+
+    device = (settings.device or ("cuda" if torch.cuda.is_available() else "cpu")).split(":")[0]
+    prior = PRIOR_SECONDS_PER_WORK.get(device, PRIOR_SECONDS_PER_WORK["cpu"])  # until a job has finished
+    return install_queue(demo, lanes, other=Lane("request", OTHER_QUEUE), work_of=gpu_work,
+                         prior_seconds_per_work=prior)
 
 
 def launch_assets(settings: ServeSettings) -> dict:

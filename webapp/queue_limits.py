@@ -8,13 +8,22 @@ how many events of that event's *concurrency id* are waiting and refuses only th
 A refused event is answered like a ``gr.Error`` raised by the handler (the page shows a toast,
 ``gradio_client`` raises ``AppError``) with a message that says how long the wait is and what to do —
 not Gradio's 503, which the page and ``gradio_client`` both turn into their own fixed text.
+
+How long the work ahead takes is estimated per job from what it asks (:func:`gpu_work`: steps × megapixels ×
+images), so 4 waiting 28-step 1024² generates are not "under a minute" because one 2-step 64² job ran fast:
+once a function has finished jobs, its seconds per unit of work are measured (its average run time over the
+average work of the jobs it got); before that, a prior rate per device (``PRIOR_SECONDS_PER_WORK``) is used.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from asyncio import Queue as AsyncQueue
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 from gradio import route_utils
@@ -23,6 +32,46 @@ from gradio.server_messages import ProcessCompletedMessage
 from gradio.utils import error_payload
 
 FULL_TITLE = "Server busy"
+# Seconds per unit of work (one denoising step of one 1-megapixel image) before any job has finished: SD3.5
+# Medium/Large in bf16 on an H100-class GPU (~2.2 s floor for Large's 28 steps at 1024², FACTS.md) with margin,
+# and on a CPU (tens of seconds a step). Rough on purpose: it only has to tell "a minute" from "ten".
+PRIOR_SECONDS_PER_WORK = {"cuda": 0.15, "cpu": 20.0}
+WorkOf = Callable[[str | None, Sequence[Any]], float | None]
+
+
+def _number(value: Any, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) and number > 0 else default
+
+
+def gpu_work(api_name: str | None, data: Sequence[Any]) -> float | None:
+    """Units of work a GPU request asks for: steps × megapixels × images (None: not a GPU request we know).
+
+    Reads the API's positional inputs: ``generate`` (webapp.generation.params.validate's order; steps left
+    empty take the preset's), ``inpaint`` / ``restyle`` (webapp.editing.fields; the photo's size is not known
+    before it is read, so 1 MP, the size SD3.5 works at).
+    """
+    from webapp.editing.fields import ENDPOINTS, edit_fields
+    from webapp.generation import params
+    from webapp.generation import presets as P
+
+    data = list(data)
+    if api_name == "generate":
+        names = list(inspect.signature(params.validate).parameters)
+        values = dict(zip(names, data, strict=False))
+        preset = P.PRESETS.get(str(values.get("preset")), P.PRESETS["Custom"])
+        steps = _number(values.get("steps"), preset.steps)
+        megapixels = _number(values.get("width"), 1024) * _number(values.get("height"), 1024) / 1e6
+        return steps * megapixels * _number(values.get("num_images"), 1)
+    if api_name in ENDPOINTS:
+        values = dict(zip(ENDPOINTS[api_name], data, strict=False))
+        steps = _number(values.get("steps"), edit_fields()["steps"].default)
+        strength = min(1.0, _number(values.get("strength"), 1.0))  # img2img runs strength × steps
+        return steps * strength
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,26 +104,53 @@ class LaneQueue(Queue):
     lanes: dict[str, Lane]
     other: Lane
 
-    def configure(self, lanes: dict[str, Lane], other: Lane) -> None:
+    def configure(self, lanes: dict[str, Lane], other: Lane, work_of: WorkOf | None = None,
+                  prior_seconds_per_work: float | None = None) -> None:
+        """``work_of(api_name, inputs)``: units of work an event asks for (None: unknown), and
+        ``prior_seconds_per_work``, the rate used before any job of a function has finished."""
         self.lanes = dict(lanes)
         self.other = other
+        self.work_of = work_of
+        self.prior_rate = prior_seconds_per_work
+        self.work_seen: defaultdict[Any, list[float]] = defaultdict(lambda: [0.0, 0])  # fn → [sum, count]
+
+    def _work(self, event: Event) -> float | None:
+        if self.work_of is None or event.data is None:
+            return None
+        try:
+            return self.work_of(event.fn.api_name, event.data.data)
+        except Exception:  # noqa: BLE001 - an odd request only loses its estimate, never its place
+            return None
+
+    def _seconds(self, event: Event) -> float | None:
+        """This event's expected run time: its work at the function's measured rate (or the prior rate)."""
+        timing = self.process_time_per_fn.get(event.fn)
+        work = self._work(event)
+        seen_sum, seen_count = self.work_seen.get(event.fn, (0.0, 0))
+        if work is not None:
+            if timing is not None and timing.count and seen_sum > 0:
+                return timing.avg_time / (seen_sum / seen_count) * work
+            if self.prior_rate is not None:
+                return self.prior_rate * work
+        return timing.avg_time if timing is not None and timing.count else None
 
     def waiting(self, concurrency_id: str) -> int:
         event_queue = self.event_queue_per_concurrency_id.get(concurrency_id)
         return len(event_queue.queue) if event_queue else 0
 
     def wait_estimate(self, concurrency_id: str) -> float | None:
-        """Seconds of work ahead in this lane (waiting + running, over its workers) from the average run time
-        of each waiting event's function so far; None before any of them has finished once."""
+        """Seconds of work ahead in this lane (waiting + running, over its workers): each waiting event's own
+        estimate (:meth:`_seconds`), the running ones counted at the waiting ones' average; None when no event
+        has an estimate (no work function, no prior, nothing finished)."""
         event_queue = self.event_queue_per_concurrency_id.get(concurrency_id)
         if event_queue is None:
             return None
-        known = [self.process_time_per_fn[e.fn].avg_time for e in event_queue.queue if e.fn in self.process_time_per_fn]
+        known = [t for t in (self._seconds(e) for e in event_queue.queue) if t is not None]
         if not known:
             return None
-        per_job = sum(known) / len(known)
-        jobs = len(event_queue.queue) + event_queue.current_concurrency
-        return per_job * jobs / max(1, event_queue.concurrency_limit or 1)
+        ahead = sum(known) * len(event_queue.queue) / len(known)
+        ahead += event_queue.current_concurrency * sum(known) / len(known)
+        return ahead / max(1, event_queue.concurrency_limit or 1)
 
     def refusal(self, concurrency_id: str) -> str | None:
         """The message refusing one more event of this lane, or None when it may wait."""
@@ -90,6 +166,16 @@ class LaneQueue(Queue):
             message = self.refusal(fn.concurrency_id)
             if message is not None:
                 return await self._refuse(body, fn, request, username, message)
+            if self.work_of is not None:  # what this function's jobs ask for on average: its rate's other half
+                work = None
+                try:
+                    work = self.work_of(fn.api_name, body.data)
+                except Exception:  # noqa: BLE001
+                    pass
+                if work is not None:
+                    seen = self.work_seen[fn]
+                    seen[0] += work
+                    seen[1] += 1
         return await super().push(body, request, username)
 
     async def _refuse(self, body, fn, request, username, message: str):
@@ -110,7 +196,8 @@ class LaneQueue(Queue):
         return True, event._id, "success"
 
 
-def install_queue(demo: gr.Blocks, lanes: dict[str, Lane], other: Lane) -> LaneQueue:
+def install_queue(demo: gr.Blocks, lanes: dict[str, Lane], other: Lane, work_of: WorkOf | None = None,
+                  prior_seconds_per_work: float | None = None) -> LaneQueue:
     """``demo.queue()`` with no global size, then Gradio's queue swapped for a :class:`LaneQueue` built with
     the same arguments (``Blocks.queue`` in Gradio 6.31)."""
     demo.queue(max_size=None)
@@ -118,6 +205,6 @@ def install_queue(demo: gr.Blocks, lanes: dict[str, Lane], other: Lane) -> LaneQ
     queue = LaneQueue(live_updates=old.live_updates, concurrency_count=old.max_thread_count,
                       update_intervals=old.update_intervals, max_size=None, blocks=demo,
                       default_concurrency_limit=old.default_concurrency_limit)
-    queue.configure(lanes, other)
+    queue.configure(lanes, other, work_of, prior_seconds_per_work)
     demo._queue = queue
     return queue

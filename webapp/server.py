@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.app import build_app, launch_assets, setup_queue
+from webapp.errors import install_visitor_errors
 from webapp.gradio_cache import install_atomic_cache_writes
 from webapp.login_limit import LOGIN_MESSAGE, LoginBackoff, LoginRateLimit
 from webapp.routes import ASSETS_PATH, PARSER_PATH, live_parser_model_id, parser_model_id
@@ -138,6 +139,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _launch(settings: ServeSettings, *, block: bool):
     install_atomic_cache_writes()  # identical concurrent results share one cache path (webapp/gradio_cache.py)
+    install_visitor_errors()  # no server path, no long echo in any error a visitor sees (webapp/errors.py)
     demo = build_app(settings)
     setup_queue(demo, settings)
     port = settings.port or free_port(settings.host)

@@ -33,6 +33,11 @@ BAD_INPUTS: list[BadInput] = [
              exit_code=None),
     BadInput(INPAINT, "regions = 'hair,beard'", "regions: unknown region name(s): 'beard'",
              kwargs={"regions": "hair,beard"}, exit_code=None),
+    BadInput(INPAINT, "regions: 100,000 characters of names", "regions is 100,000 characters long, over the limit "
+             "of 400", kwargs={"regions": "nose," * 20_000}, exit_code=None),
+    BadInput(INPAINT, "image: a FileData naming a server file (etc/passwd), never uploaded",
+             "Cannot move passwd to the gradio cache dir because it was not uploaded by a user",
+             kwargs={"image": "filedata:etc/passwd"}, exit_code=None),
     BadInput(INPAINT, "strength = 0", "strength must be between 0.05 and 1, got 0", kwargs={"strength": 0},
              exit_code=None),
     BadInput(INPAINT, "a 10×10 mask for a 200×152 photo", "the mask is 10×10 but the image is 200×152",

@@ -26,6 +26,7 @@ BAD_INPUTS: list[BadInput] = [
     _api("Large at 2048×2048", "Large works between 0.25 and 1 MP", preset="Large", width=2048, height=2048),
     _api("guidance = -1", "guidance must be between 0 and 30", guidance=-1),
     _api("seed = 2⁴⁰", "seed must be -1 (random) or between 0 and 4294967295", seed=2**40),
+    _api("seed = NaN", "seed must be a whole number, got nan", seed=float("nan")),
     _api("images per run = 0", "images per run must be between 1 and 8", num_images=0),
     _api("T5 max tokens = 1000", "T5 max sequence length must be one of 77, 128, 256, 512",
          max_sequence_length=1000),

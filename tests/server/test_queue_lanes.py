@@ -159,6 +159,38 @@ def test_the_parse_lane_has_its_own_limit(server, images) -> None:
     Client(server.url, verbose=False).predict(handle_file(images[0]), "q8", api_name="/parse")
 
 
+def test_a_full_gpu_queue_estimates_the_wait_from_the_steps_and_size_asked(parser_dir, tiny_sd3_dir,
+                                                                          tmp_path) -> None:
+    """Issue #17.9: before a 150-step 1024² generate has finished, the wait is estimated from what each job
+    asks (steps × megapixels × images at the CPU prior of 20 s each), not "under a minute" from nothing.
+    A server of its own: no generate may have finished on it."""
+    with start_server(parser_dir=parser_dir, sd_model=str(tiny_sd3_dir), device="cpu", max_queue=GPU_LIMIT,
+                      output_dir=tmp_path) as fresh:
+        _check_big_jobs_estimate(fresh)
+
+
+def _check_big_jobs_estimate(server) -> None:
+    big = (*GENERATE[:3], 150, 4.5, 1024, 1024, 7, 1, 77)
+    lock = get_service(server.settings).owner.lock
+    lock.acquire()
+    jobs = [Client(server.url, verbose=False).submit(*big, api_name="/generate") for _ in range(GPU_LIMIT + 1)]
+    try:
+        wait_for(lambda: gpu_waiting(server) == GPU_LIMIT, f"{GPU_LIMIT} generates waiting")
+        # 4 jobs (3 waiting + 1 running) × 150 steps × 1.048576 MP × 20 s = 12,583 s: about 210 min.
+        expected = expect(QUEUE, "a generate while the GPU queue is full of 150-step")
+        with pytest.raises(AppError, match=re.escape(expected)):
+            Client(server.url, verbose=False).predict(*big, api_name="/generate")
+    finally:
+        for job in jobs:
+            job.cancel()
+        lock.release()
+    for job in jobs:
+        try:
+            job.result(timeout=120)
+        except Exception:  # noqa: BLE001 - cancelled, or refused by the tiny model at 1024²: only the wait counts
+            pass
+
+
 @pytest.mark.parametrize(("seconds", "text"), [
     (None, "The GPU queue is full (16 waiting): try again in a minute."),
     (20.0, "The GPU queue is full (16 waiting, under a minute of work ahead): try again in a minute."),

@@ -27,6 +27,7 @@ MIN_STRENGTH = 0.05  # below this the few denoising steps left change almost not
 DEFAULT_GROW = 4
 DEFAULT_FEATHER = 8
 KINDS = ("file", "text", "names", "int", "float")
+MAX_NAMES_TEXT = 400  # characters of a region list: every label and group name, comma-separated, fits twice
 
 
 class FieldError(UserError, ValueError):
@@ -62,6 +63,9 @@ class Field:
                 value = ""
             if not isinstance(value, str):
                 raise FieldError(f"{self.name} must be text, got {type(value).__name__}.")
+            if self.kind == "names" and len(value) > MAX_NAMES_TEXT:  # refused without echoing it back
+                raise FieldError(f"{self.name} is {len(value):,} characters long, over the limit of "
+                                 f"{MAX_NAMES_TEXT}: give a few comma-separated region names, e.g. hair,hat.")
             return region_names(value, self.name) if self.kind == "names" else value
         return self._number(value)
 

@@ -174,7 +174,8 @@ def build(settings: ServeSettings) -> None:
                 width = gr.Number(1024, label="Width", step=P.SIZE_MULTIPLE, interactive=enabled)
                 height = gr.Number(1024, label="Height", step=P.SIZE_MULTIPLE, interactive=enabled)
             with gr.Row():
-                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, interactive=enabled)
+                # No precision=0: Gradio would int() the value before our check (NaN → a raw "Could not preprocess").
+                seed = gr.Number(-1, label="Seed (-1 = random)", step=1, interactive=enabled)
                 random_seed = gr.Button("🎲 Random", size="sm", interactive=enabled)
                 reuse_seed = gr.Button("♻️ Reuse last", size="sm", interactive=enabled)
             with gr.Row():
