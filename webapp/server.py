@@ -17,6 +17,7 @@ FastAPI app from ``app_kwargs``, into which we put
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ MEDIA_TYPES: dict[str, str] = {
     ".css": "text/css",
     ".png": "image/png",
 }
+_OPERATOR_PROXIES = os.environ.get("FORWARDED_ALLOW_IPS")  # uvicorn's own variable, as the operator set it
 UPLOAD_LIMIT = "64mb"  # well above any photo; the 40 MP pixel limit (face_studio.images) is checked after upload
 
 
@@ -137,12 +139,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def trusted_proxies(settings: ServeSettings) -> str | None:
+    """``FORWARDED_ALLOW_IPS`` for uvicorn: the setting, else nobody with ``share`` (its relay connects from
+    127.0.0.1 for every visitor), else None (uvicorn's default, 127.0.0.1 and ::1)."""
+    if settings.forwarded_allow_ips is not None:
+        return settings.forwarded_allow_ips
+    return "" if settings.share else None
+
+
 def _launch(settings: ServeSettings, *, block: bool):
     install_atomic_cache_writes()  # identical concurrent results share one cache path (webapp/gradio_cache.py)
     install_visitor_errors()  # no server path, no long echo in any error a visitor sees (webapp/errors.py)
     demo = build_app(settings)
     setup_queue(demo, settings)
     port = settings.port or free_port(settings.host)
+    proxies = trusted_proxies(settings)  # uvicorn reads it when Gradio builds its server config, in launch()
+    proxies = proxies if proxies is not None else _OPERATOR_PROXIES
+    if proxies is None:
+        os.environ.pop("FORWARDED_ALLOW_IPS", None)
+    else:
+        os.environ["FORWARDED_ALLOW_IPS"] = proxies
     _, local_url, share_url = demo.launch(
         server_name=settings.host,
         server_port=port,

@@ -68,5 +68,9 @@ class ServeSettings:
     # so a full GPU queue never refuses a parse.
     parse_workers: int = 2
     parse_queue: int = 64
+    # Addresses whose X-Forwarded-For uvicorn believes (comma-separated; "" = nobody; "*" = everyone). None:
+    # uvicorn's default (127.0.0.1 and ::1: a proxy on this machine) — but nobody with share, whose relay
+    # reaches the server from 127.0.0.1 for every visitor (each could pick their own login back-off address).
+    forwarded_allow_ips: str | None = None
     # Where generated images are kept for the session gallery.
     output_dir: Path = DEFAULT_OUTPUT_DIR

@@ -173,3 +173,23 @@ def test_backoff_doubles_up_to_the_cap_and_forgets_old_clients() -> None:
 def test_bad_input_records_are_all_used() -> None:
     surfaces = {case.surface for case in BAD_INPUTS}
     assert surfaces == {MOUNTS, FILE_ROUTE, UPLOAD, LOGIN, QUEUE, SERVE}
+
+
+def test_with_share_or_no_trusted_proxy_a_spoofed_forwarded_for_gets_no_fresh_counter(parser_dir) -> None:
+    """Issue #17.11: --share's relay reaches the server from 127.0.0.1, so by default nobody's X-Forwarded-For is
+    believed there; here the same with --forwarded-allow-ips "" on a plain server."""
+    from webapp.server import trusted_proxies
+    from webapp.settings import ServeSettings
+
+    assert trusted_proxies(ServeSettings(share=True)) == "" and trusted_proxies(ServeSettings()) is None
+    assert trusted_proxies(ServeSettings(share=True, forwarded_allow_ips="10.0.0.5")) == "10.0.0.5"
+    handle = start_server(parser_dir=parser_dir, auth=(USER, PASSWORD), forwarded_allow_ips="")
+    try:
+        with httpx.Client(base_url=handle.url.rstrip("/"), timeout=10) as client:
+            for _ in range(5):
+                assert login(client, "wrong").status_code == 400
+            assert login(client, "wrong").status_code == 429
+            spoofed = login(client, PASSWORD, **{"X-Forwarded-For": "203.0.113.9"})
+            assert spoofed.status_code == 429  # the header chose no new address
+    finally:
+        handle.close()

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default 7860; 0 = any free port)")
     parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     parser.add_argument("--auth", type=auth_pair, metavar="USER:PASS", help="require this login")
+    parser.add_argument("--forwarded-allow-ips", default=None, metavar="ADDRS",
+                        help="proxies whose X-Forwarded-For is believed for the client's address (comma-separated; "
+                             "default 127.0.0.1,::1, and nobody with --share; docs/security.md)")
     parser.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR",
                         help=f"face-parser export folder made by `face-studio export` (default {DEFAULT_PARSER_DIR})")
     parser.add_argument("--parse-workers", type=positive_int, default=defaults.parse_workers, metavar="N",
@@ -112,6 +115,7 @@ def check_limits(settings: ServeSettings) -> None:
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         host=args.host, port=args.port, share=args.share, auth=args.auth, parser_dir=args.parser,
+        forwarded_allow_ips=args.forwarded_allow_ips,
         live_parser_dir=args.live_parser,
         sd_model=args.sd_model, device=args.device, memory_mode=args.memory_mode, loras=list(args.lora),
         lora_dirs=list(args.lora_dir), max_queue=args.max_queue, output_dir=args.output_dir,
