@@ -36,7 +36,13 @@ def _damage(export: Path, tried: str) -> None:
 
 
 @pytest.mark.parametrize("case", SERVE_CASES, ids=lambda c: c.tried)
-def test_serve_refuses_in_one_line_before_starting(case, parser_dir, tmp_path, capsys) -> None:
+def test_serve_refuses_in_one_line_before_starting(case, parser_dir, tmp_path, capsys, monkeypatch) -> None:
+    import webapp.server
+
+    def started(settings) -> None:
+        raise AssertionError(f"{case.tried}: the server started instead of refusing")
+
+    monkeypatch.setattr(webapp.server, "serve", started)  # a refusal must come before this point
     folders = {"parser": tmp_path / "parser", "live": tmp_path / "live"}
     shutil.copytree(parser_dir, folders["parser"])
     shutil.copytree(parser_dir, folders["live"])
