@@ -299,29 +299,33 @@ class SpeedState:
                 return COMPILING_STATUS
         return None
 
-    def _limit_reached(self) -> bool:
+    def _limit_state(self) -> tuple[bool, bool]:
+        """(limit hit during the last run: it ran eagerly, graphs reached the limit: the next new state will)."""
         if recompile_limit_watch().hits > self._hits_at_start:
-            return True
+            return True, True
         if self.transformer is None:
-            return False
+            return False, False
         import torch._dynamo.config as dynamo_config
 
         limit = getattr(dynamo_config, "recompile_limit", None) or getattr(dynamo_config, "cache_size_limit", 8)
-        return compiled_graphs(self.transformer) >= limit
+        return False, compiled_graphs(self.transformer) >= limit
 
     def ran(self, shape: tuple) -> None:
         """Record a finished run of ``shape`` ((height, width)); if the budget ran out during it, that shape
         (and every later new one) runs eagerly: remember it for the status."""
         if not self.compiles:
             return
-        reached = not self._spent and self._limit_reached()
+        hit, full = self._limit_state() if not self._spent else (False, True)
         with self._lock:
-            if reached:
+            if not self._spent and full:
                 self._spent = True
                 log.warning("speed: the recompile budget (%s graphs) is spent: sizes, batches and LoRA states not "
                             "compiled so far run eagerly; restart the server to compile them", self.recompile_limit)
+                if not hit:  # this run still compiled; the next new state will not
+                    self._shapes.add(shape)
+                    return
             if self._spent:
-                if shape not in self._fallbacks and (reached or shape not in self._shapes):
+                if shape not in self._fallbacks and (hit or shape not in self._shapes):
                     self._fallbacks.append(shape)
             else:
                 self._shapes.add(shape)
