@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 SPEED_MODES: tuple[str, ...] = ("auto", "eager", "compile", "fp8")
 COMPILING_STATUS = "compiling (one time)…"
-RECOMPILE_STATUS = "compiling for a new size (one time)…"
 # The recompile budget (see recompile_budget): graphs per block variant and LoRA state — one with batch and
 # tokens dynamic, one for batch 1 (torch specialises size 1) — times room for re-guards (grad mode, a LoRA's
 # first load); never below torch's own default of 8.
@@ -56,6 +56,10 @@ RECOMPILE_LIMIT = 8  # the floor (torch's default)
 COMPILE_DYNAMIC = True  # batch and token dims symbolic from the first call (one graph serves every size)
 COMPILE_BACKEND = "inductor"  # tests and `bench/gpu_smoke.py --device cpu` pass "eager" to count graphs fast
 FALLBACK_STATUS = "this shape runs eager (compile budget spent)"
+# Same seed, compile vs eager (and a size before vs after another was compiled): inductor fuses ops without the
+# rounding between them, so images may differ by a few grey levels (0-255) — measured by bench/gpu_smoke.py
+# (docs/serving.md has the numbers); not bit for bit.
+COMPILE_PIXEL_TOLERANCE = 2
 FP8_MIN_CAPABILITY = (8, 9)  # float8 tensor cores: Ada (8.9), Hopper (9.0) and later
 FP8_INSTALL_HINT = "pip install 'face-studio[gpu]'  (torchao)"
 # auto: memory modes whose transformer is plain bf16 modules on the GPU (compile-friendly)
@@ -249,6 +253,20 @@ def quantize_fp8(model: torch.nn.Module, quantize_layer: QuantizeLayer | None = 
             linear.bias = bias
         raise
     return len(targets)
+
+
+@contextmanager
+def isolated_inductor_config() -> Iterator[None]:
+    """Restore inductor's global config on exit: torchao's float8 quantization sets its recommended tuning
+    flags process-wide (``set_inductor_config``), which would change every later compile. Benchmarks wrap
+    each mode in this so a compile row measured after an fp8 row measures plain compile."""
+    import torch._inductor.config as inductor_config
+
+    saved = inductor_config.get_config_copy()
+    try:
+        yield
+    finally:
+        inductor_config.load_config(saved)
 
 
 # ---------------------------------------------------------------------------------------------- state
