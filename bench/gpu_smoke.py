@@ -155,6 +155,10 @@ class Smoke:
             torch.manual_seed(10 + i)
             model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
                                          target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name=name)
+        with torch.no_grad():  # a LoRA-sized change (peft's random init would swamp 0.02-std base weights)
+            for param_name, param in model.named_parameters():
+                if ".lora_B." in param_name:
+                    param.mul_(0.01)
         model.disable_adapters()
 
     def check_recompile_budget(self) -> str:
@@ -225,16 +229,18 @@ class Smoke:
         import torchao
         from peft.utils import get_peft_model_state_dict
 
-        model = self.transformer(medium_true=True)
-        self.add_loras(model, names=("a",), rank=16)
-        model.enable_adapters()
-        model.set_adapters(["a"], weights=[1.0])
-        inputs = self.inputs(model, 1024, 1024, 2, 256)
+        reference_model = self.transformer(medium_true=True)  # bf16, the same random weights (seed 0)
+        self.add_loras(reference_model, names=("a",), rank=16)
+        reference_model.enable_adapters()
+        reference_model.set_adapters(["a"], weights=[1.0])
+        inputs = self.inputs(reference_model, 1024, 1024, 2, 256)
         with torch.no_grad():
-            reference = model(**inputs)[0].float()
-        lora = get_peft_model_state_dict(model, adapter_name="a")
-        model.delete_adapters("a")
-        n = S.quantize_fp8(model)  # the server's order: quantize, compile, then the LoRAs
+            reference = reference_model(**inputs)[0].float()
+        lora = {k: v.detach().clone() for k, v in get_peft_model_state_dict(reference_model, adapter_name="a").items()}
+        del reference_model
+        torch.cuda.empty_cache()
+        model = self.transformer(medium_true=True)
+        n = S.quantize_fp8(model)  # the server's order: quantize, compile, then the LoRAs (preloaded)
         S.compile_regions(model, lora_states=2, backend=self.backend)
         model.load_lora_adapter({f"transformer.{k}": v for k, v in lora.items()}, adapter_name="a",
                                 prefix="transformer")
