@@ -40,7 +40,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: python bench/generation.py
 
-from webapp.generation.speed import compile_regions, fp8_unavailable_reason, quantize_fp8  # noqa: E402 - the server's code
+from webapp.generation.speed import (  # noqa: E402 - the server's code
+    compile_regions,
+    fp8_unavailable_reason,
+    isolated_inductor_config,
+    quantize_fp8,
+)
 
 # Transformer configs as published with the checkpoints (transformer/config.json).
 CONFIGS: dict[str, dict] = {
@@ -367,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  {mode}: {r.error}")
                 continue
             try:
-                run_mode(model, name, mode, inputs, device, steps, r, log)
+                with isolated_inductor_config():  # torchao's fp8 sets global inductor flags: not for later rows
+                    run_mode(model, name, mode, inputs, device, steps, r, log)
             except Fp8Unavailable as err:
                 r.error = f"skipped: {err}"
                 log(f"  {mode}: {r.error}")
@@ -426,7 +432,8 @@ def served_rows(args, modes: list[str], device: torch.device, resolution: int, s
             r.error = f"skipped: over the {args.budget_s:.0f} s budget"
         else:
             try:
-                r = run_served(folder, device, mode, resolution, steps, log)
+                with isolated_inductor_config():  # each served mode with inductor's defaults
+                    r = run_served(folder, device, mode, resolution, steps, log)
             except Exception as err:  # reported in the table; the other modes still run
                 r.error = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
             torch._dynamo.reset()

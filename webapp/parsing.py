@@ -22,6 +22,13 @@ from face_studio.errors import UserError
 from face_studio.labels import LABELS
 from face_studio.onnx_files import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
 from face_studio.preprocess import input_size, logits_to_labels, to_pixel_values
+from webapp.parse_providers import (  # noqa: F401 - re-exported: provider choice lives there
+    CUDA_EP_HINT,
+    PROVIDER_CHOICES,
+    PROVIDERS,
+    dtype_for,
+    select_providers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +68,6 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
-PROVIDERS: dict[str, str] = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
-PROVIDER_CHOICES: tuple[str, ...] = ("auto", *PROVIDERS)
-CUDA_EP_HINT = ("install onnxruntime-gpu in place of onnxruntime (pip uninstall onnxruntime && pip install "
-                "onnxruntime-gpu) on a machine with an NVIDIA GPU")
-
-
-def select_providers(requested: str = "auto") -> tuple[list[str], str | None]:
-    """ONNX Runtime execution providers for ``requested`` (auto, cuda, cpu), and a note when CUDA was asked
-    for but cannot be used (then it falls back to CPU). auto: CUDA when this build has it and a GPU is
-    visible, else CPU. CPU is always last, as the fallback."""
-    import onnxruntime as ort
-
-    if requested not in PROVIDER_CHOICES:
-        raise UserError(f"unknown parse provider {requested!r}: choose one of {', '.join(PROVIDER_CHOICES)}.")
-    cpu = [PROVIDERS["cpu"]]
-    if requested == "cpu":
-        return cpu, None
-    if PROVIDERS["cuda"] in ort.get_available_providers():
-        return [PROVIDERS["cuda"], *cpu], None
-    if requested == "cuda":
-        return cpu, (f"CUDA was asked for the server parse, but this ONNX Runtime ({ort.__version__}) has no "
-                     f"CUDAExecutionProvider: parsing on the CPU. For the GPU, {CUDA_EP_HINT}.")
-    return cpu, None
-
-
 @dataclass
 class ParseResult:
     """One parsed image: the label map at the image's size and where the time went (milliseconds)."""
@@ -97,9 +79,11 @@ class ParseResult:
 class FaceParser:
     """Owner of one ONNX Runtime session over ``<export_dir>/onnx/model*.onnx`` for ``dtype``, loaded on first use."""
 
-    def __init__(self, export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str = "auto") -> None:
+    def __init__(self, export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str = "auto",
+                 device: str | None = None) -> None:
         self.export_dir = Path(export_dir)
         self.requested_provider = provider
+        self.device = device  # serve --device: the CUDA parse runs on the same GPU (cuda:N)
         self.provider_note: str | None = None  # set at load when CUDA was asked for and is not there
         self.dtype = check_dtype(dtype)
         self.model_path = self.export_dir / DTYPE_FILES[dtype]
@@ -131,9 +115,13 @@ class FaceParser:
             have = ", ".join(available_dtypes(self.export_dir)) or "none"
             raise ParserNotReady(f"{self.export_dir} has no {self.dtype} model ({self.model_path.name}); "
                                  f"dtypes present: {have}. Re-run `{EXPORT_HINT.format(dir=self.export_dir)}`.")
-        providers, self.provider_note = select_providers(self.requested_provider)
+        providers, self.provider_note = select_providers(self.requested_provider, self.device)
         if self.provider_note:
             log.warning("%s", self.provider_note)
+        dtype, dtype_note = dtype_for(self.dtype, providers, available_dtypes(self.export_dir))
+        if dtype_note:
+            log.info("%s", dtype_note)
+        self.dtype, self.model_path = dtype, self.export_dir / DTYPE_FILES[dtype]
         start = time.perf_counter()
         try:
             session = ort.InferenceSession(str(self.model_path), providers=providers)
@@ -177,16 +165,17 @@ class FaceParser:
         return self.parse_batch([image])[0].labels
 
 
-_PARSERS: dict[tuple[Path, str, str], FaceParser] = {}
+_PARSERS: dict[tuple[Path, str, str, str | None], FaceParser] = {}
 _PARSERS_LOCK = threading.Lock()
 
 
-def get_parser(export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str = "auto") -> FaceParser:
-    """The shared :class:`FaceParser` for ``(export_dir, dtype, provider)``: one session per process."""
-    key = (Path(export_dir).resolve(), check_dtype(dtype), provider)
+def get_parser(export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str = "auto",
+               device: str | None = None) -> FaceParser:
+    """The shared :class:`FaceParser` for ``(export_dir, dtype, provider, device)``: one session per process."""
+    key = (Path(export_dir).resolve(), check_dtype(dtype), provider, device)
     with _PARSERS_LOCK:
         if key not in _PARSERS:
-            _PARSERS[key] = FaceParser(key[0], dtype, provider)
+            _PARSERS[key] = FaceParser(key[0], dtype, provider, device)
         return _PARSERS[key]
 
 

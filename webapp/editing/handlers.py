@@ -44,7 +44,7 @@ def inpaint_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Pro
     if v["regions"]:
         from webapp.parsing import get_parser
 
-        labels = get_parser(settings.parser_dir).parse(photo)
+        labels = get_parser(settings.parser_dir, provider=settings.parse_provider, device=settings.device).parse(photo)
     # 2. Regenerate inside the mask; composite exactly outside it.
     result = edit_image(_service(settings), photo, _request(v), mask=mask_img, regions=v["regions"],
                         labels=labels, mask_regions=v["mask_regions"],

@@ -8,6 +8,12 @@ request with its own prompts and one generator per image (its own seeds); a lone
 batching (:func:`~webapp.generation.run.run_sd`). Results go back to their own callers; progress is forwarded
 in each caller's own thread (Gradio's progress lives in the request's context).
 
+Waiting: a request that finds the queue idle and nobody else waiting runs at once; the leader waits up to
+:data:`BATCH_WAIT_S` for company only when another request is already waiting beside it (they arrived
+together). Out of memory: a batched call of several requests that runs out of GPU memory is retried in two
+halves (recursively, down to single requests, which run as without batching), so one too-large batch does not
+fail every caller.
+
 Batched math is not bit-identical to a run alone (BLAS blocks a batch of 2 differently from a batch of 1):
 on CPU the transformer's outputs differ by ~1e-6, and a saved PNG by at most :data:`BATCH_PIXEL_TOLERANCE`
 grey levels, mostly none. ``--max-batch 1`` turns batching off for exact reproduction.
@@ -23,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.generation.params import GenerationRequest
+from webapp.generation.pipeline import OutOfMemory
 
 log = logging.getLogger(__name__)
 
-BATCH_WAIT_S = 0.05  # when idle, how long the first request waits for company before running
+BATCH_WAIT_S = 0.05  # when others are already waiting, how long the leader waits for more company
 POLL_S = 0.1  # how often a waiting caller forwards its progress
 BATCH_PIXEL_TOLERANCE = 2  # grey levels (0-255) between a batched image and the same seed run alone
 
@@ -68,7 +75,8 @@ class BatchCollector:
     its caller's thread exactly as without batching (progress and cancel at each step)."""
 
     def __init__(self, run: BatchRunner, *, cancelled: Callable[[str], BaseException], max_batch: int = 4,
-                 max_images: int = 8, wait_s: float = BATCH_WAIT_S) -> None:
+                 max_images: int = 8, wait_s: float = BATCH_WAIT_S,
+                 is_oom: Callable[[BaseException], bool] | None = None) -> None:
         if max_batch < 1 or max_images < 1:
             raise ValueError(f"max_batch and max_images must be at least 1, got {max_batch}, {max_images}")
         self.run = run
@@ -76,6 +84,8 @@ class BatchCollector:
         self.max_batch = max_batch
         self.max_images = max_images
         self.wait_s = wait_s
+        self.is_oom = is_oom or _is_oom
+        self.oom_splits = 0  # batched calls retried in halves after running out of memory
         self.batch_sizes: list[int] = []  # requests per pipeline call, in order (for tests and the bench)
         self._pending: list[BatchJob] = []
         self._running = False
@@ -128,10 +138,11 @@ class BatchCollector:
     # ---------------------------------------------------------------------------------------- leader
 
     def _gather(self) -> list[BatchJob]:
-        """(Lock held.) Wait a moment for company, then take the head and the waiting jobs that can join it
-        (same key, within the limits), first come first served."""
+        """(Lock held.) When others are already waiting (requests arriving together), wait a moment for more
+        company; a lone request does not wait. Then take the head and the waiting jobs that can join it (same
+        key, within the limits), first come first served."""
         deadline = time.monotonic() + self.wait_s
-        while len(self._pending) < self.max_batch and time.monotonic() < deadline:
+        while 1 < len(self._pending) < self.max_batch and time.monotonic() < deadline:
             self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
         head = self._pending[0]
         key, images, batch = batch_key(head.request), 0, []
@@ -168,10 +179,7 @@ class BatchCollector:
         def should_stop() -> bool:
             return all(job.cancelled for job in live)
 
-        try:
-            outcomes = self.run(live, on_step, should_stop)
-        except BaseException as err:  # the whole call failed (OOM, every user cancelled): each caller hears it
-            outcomes = [err] * len(live)
+        outcomes = self._call(live, on_step, should_stop)
         with self._cond:
             for job, outcome in zip(live, outcomes, strict=True):
                 if job.cancelled and not isinstance(outcome, BaseException):
@@ -181,3 +189,24 @@ class BatchCollector:
                 else:
                     job.result = outcome
                 job.done.set()
+
+    def _call(self, jobs: list[BatchJob], on_step: ProgressFn, should_stop: Callable[[], bool]) -> list[Any]:
+        """One pipeline call for ``jobs``; out of memory with several jobs → the two halves, each on its own
+        (recursively). Any other failure of the whole call (every user cancelled) goes to each caller."""
+        try:
+            return self.run(jobs, on_step, should_stop)
+        except BaseException as err:
+            if len(jobs) < 2 or not self.is_oom(err):
+                return [err] * len(jobs)
+        half = (len(jobs) + 1) // 2
+        self.oom_splits += 1
+        log.warning("batch of %d request(s) ran out of memory: retrying as %d + %d", len(jobs), half,
+                    len(jobs) - half)
+        return (self._call(jobs[:half], on_step, lambda: all(j.cancelled for j in jobs[:half]))
+                + self._call(jobs[half:], on_step, lambda: all(j.cancelled for j in jobs[half:])))
+
+
+def _is_oom(err: BaseException) -> bool:
+    """A GPU out-of-memory error, raw (torch) or turned into advice (:class:`OutOfMemory`)."""
+    return isinstance(err, OutOfMemory) or type(err).__name__ == "OutOfMemoryError"
+

@@ -6,9 +6,11 @@ a :class:`~face_studio.errors.UserError` that says how.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,25 @@ class ModelLoadError(UserError, RuntimeError):
 
 class OutOfMemory(UserError, RuntimeError):
     """CUDA ran out of memory; the message names the memory mode to try."""
+
+
+def drop_frames(err: BaseException) -> None:
+    """Clear the locals of the frames in ``err``'s traceback (the activations of a failed call), so they are
+    freed as soon as the ``except`` block is left — call it there, then free memory outside the block."""
+    traceback.clear_frames(err.__traceback__)
+
+
+def compute_dtype(device: str | None, bf16_supported: bool | None = None) -> torch.dtype:
+    """The pipeline's dtype on ``device``: bfloat16 on a CUDA GPU that supports it, float16 on one that does not
+    (T4, V100: compute capability < 8.0), float32 on the CPU. ``bf16_supported`` None: ask torch."""
+    import torch
+
+    if not device or not device.startswith("cuda"):
+        return torch.float32
+    if bf16_supported is None:
+        with torch.cuda.device(torch.device(device)):
+            bf16_supported = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if bf16_supported else torch.float16
 
 
 def resolve_device(device: str | None) -> tuple[str | None, str | None]:
@@ -135,6 +156,7 @@ class PipelineOwner:
         self.catalog = catalog or LoraCatalog()  # the LoRAs requests may name; each loads on first use
         self.requested_speed = speed
         self.speed: SpeedState | None = None  # set when the pipeline loads (webapp.generation.speed)
+        self.compile_backend: str | None = None  # None: inductor; "eager" counts graphs without codegen (tests)
         self.lock = threading.RLock()
         self._pipe: StableDiffusion3Pipeline | None = None
         self._loaded_loras: set[str] = set()
@@ -159,9 +181,7 @@ class PipelineOwner:
 
     @property
     def dtype(self) -> torch.dtype:
-        import torch
-
-        return torch.bfloat16 if self.device and self.device.startswith("cuda") else torch.float32
+        return compute_dtype(self.device)
 
     def check_available(self) -> None:
         if self.unavailable:
@@ -200,20 +220,31 @@ class PipelineOwner:
         else:
             source = self.source
         log.info("loading %s (%s, memory mode %s, %s)", source, self.device, mode, kwargs["dtype"])
+        oom = False
         try:
             pipe = StableDiffusion3Pipeline.from_pretrained(source, **kwargs)
-        except torch.OutOfMemoryError:
-            raise self._oom(mode) from None
+        except torch.OutOfMemoryError as err:
+            drop_frames(err)
+            oom = True
         except (OSError, ValueError) as err:
             if is_local_source(self.source):
                 raise ModelLoadError(f"could not load the model folder {source}: {err}") from None
             raise ModelLoadError(explain_load_error(source, err)) from None
+        if oom:  # outside the except block: the failed call's tensors are gone before the cache is emptied
+            raise self._oom(mode)
         try:
             self._place(pipe, mode)
-        except torch.OutOfMemoryError:
+        except torch.OutOfMemoryError as err:
+            drop_frames(err)
+            oom = True
+        if oom:
             del pipe
-            raise self._oom(mode) from None
-        self.speed = apply_speed(pipe, self.speed_plan)  # eager / compile / fp8, once
+            raise self._oom(mode)
+        # eager / compile / fp8, once; the recompile budget counts each allowed LoRA as a state
+        lora_states = 1 + len(self.catalog)
+        self.speed = apply_speed(pipe, self.speed_plan, lora_states=lora_states, backend=self.compile_backend)
+        if self.speed.compiles:
+            self._preload_loras(pipe)
         pipe.set_progress_bar_config(desc="denoising")  # the per-step bar in the server log
         log.info("loaded %s", source)
         return pipe
@@ -228,19 +259,26 @@ class PipelineOwner:
         else:
             pipe.to(self.device)
 
-    def _oom(self, mode: str) -> OutOfMemory:
+    def release_memory(self) -> None:
+        """Free what a failed call left: unreachable tensors (gc), then CUDA's cached blocks. Call it outside
+        the ``except`` block (after :func:`drop_frames`), or the traceback still holds the activations."""
         import torch
 
+        gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    def _oom(self, mode: str, doing: str = "") -> OutOfMemory:
+        self.release_memory()
         total = gpu_memory_gib(self.device)
         size = f" ({total:.0f} GiB)" if total else ""
-        return OutOfMemory(f"the GPU{size} ran out of memory in memory mode '{mode}': "
+        return OutOfMemory(f"the GPU{size} ran out of memory{doing} in memory mode '{mode}': "
                            f"{OOM_ADVICE.get(mode, OOM_ADVICE['offload'])}.")
 
-    def oom_error(self) -> OutOfMemory:
-        """The error to raise after a CUDA OOM during generation (frees the cache first)."""
-        return self._oom(self.memory_mode)
+    def oom_error(self, doing: str = "") -> OutOfMemory:
+        """The error to raise after a CUDA OOM during generation (frees memory first): raise it outside the
+        ``except`` block that caught the OOM. ``doing``: e.g. " loading the LoRA 'x'"."""
+        return self._oom(self.memory_mode, doing)
 
     # -------------------------------------------------------------------------------------------- LoRA
 
@@ -261,24 +299,47 @@ class PipelineOwner:
             pipe.enable_lora()
             pipe.set_adapters([n for n, _ in loras], adapter_weights=[float(w) for _, w in loras])
 
+    def _preload_loras(self, pipe: StableDiffusion3Pipeline) -> None:
+        """Compile modes: load every allowed LoRA before the first compiled call, so the blocks' structure is
+        final and each LoRA state compiles once (a later load would re-guard every graph). A LoRA that fails
+        is logged and left for the request that names it (which then gets the one-line error)."""
+        for name in self.catalog.names:
+            try:
+                self._ensure_loaded(pipe, name)
+            except UserError as err:
+                log.warning("LoRA %r not preloaded: %s", name, err)
+        if self._loaded_loras:
+            pipe.disable_lora()
+
     def _ensure_loaded(self, pipe: StableDiffusion3Pipeline, name: str) -> None:
         """Load the allowed LoRA ``name`` into the pipeline once (first request that names it)."""
+        import torch
+
         if name in self._loaded_loras:
             return
         lora = self.catalog.get(name)
+        oom = False
         try:
             pipe.load_lora_weights(lora.location, weight_name=lora.weight_name, adapter_name=name)
             if self.memory_mode == "fp8":
                 self._lora_to_compute_dtype(pipe, name)
                 # the first load stored the LoRA in float8 (peft follows the base weight's dtype): load its
-                # values again, in place, now that its layers are in the compute dtype
-                pipe.load_lora_weights(lora.location, weight_name=lora.weight_name, adapter_name=name,
-                                       hotswap=True)
+                # transformer values again, in place, now that its layers are in the compute dtype. Only the
+                # transformer: diffusers cannot hotswap text-encoder LoRAs, and those encoders are not cast.
+                state_dict = pipe.lora_state_dict(lora.location, weight_name=lora.weight_name)
+                pipe.load_lora_into_transformer(state_dict, transformer=pipe.transformer, adapter_name=name,
+                                                _pipeline=pipe, hotswap=True)
+        except torch.OutOfMemoryError as err:  # not "could not be loaded": the GPU is full, say so
+            drop_frames(err)
+            oom = True
         except Exception as err:  # no half-loaded adapter; the visitor sees the name only, the log the cause
             self._drop_adapter(pipe, name)
             log.error("LoRA %r (%s %s) failed to load: %s", name, lora.location, lora.weight_name or "", err)
             raise UserError(f"the LoRA {name!r} could not be loaded on this server (the server log says why); "
                             "choose another, or generate without one.") from None
+        if oom:
+            self._drop_adapter(pipe, name)
+            raise self.oom_error(f" loading the LoRA {name!r}")
         self._loaded_loras.add(name)
         log.info("LoRA %r loaded", name)
 

@@ -47,19 +47,31 @@ def _check_inputs(inputs: Mapping[str, Any], caller: str) -> None:
 
 @contextmanager
 def _on_gpu(owner: PipelineOwner, pipe: Any, loras: LoraChoice) -> Iterator[Callable[[], float]]:
-    """The part every run shares: the GPU lock, the request's LoRAs switched on, CUDA OOM turned into advice,
-    the offload hooks released even after an error. Yields a clock: seconds since the lock was taken."""
-    import torch
-
+    """The part every run shares: the GPU lock, the request's LoRAs switched on, the offload hooks released
+    even after an error. Yields a clock: seconds since the lock was taken. CUDA OOM is turned into advice by
+    :func:`_oom_as_advice` around it (outside, so the failed call's tensors are freed first)."""
     with owner.lock:
         start = time.perf_counter()
         try:
             owner.use_loras(tuple(loras))
             yield lambda: time.perf_counter() - start
-        except torch.OutOfMemoryError:
-            raise owner.oom_error() from None
         finally:
             pipe.maybe_free_model_hooks()  # offload mode: put models back even after an error
+
+
+def _oom_as_advice(owner: PipelineOwner, work: Callable[[], RunOutput]) -> RunOutput:
+    """Run ``work``; a CUDA out-of-memory error becomes :class:`~webapp.generation.pipeline.OutOfMemory` with
+    the memory mode to try. The cache is emptied only after the ``except`` block is left and the traceback's
+    frames are cleared: inside it, the traceback still holds the failed call's activations."""
+    import torch
+
+    from webapp.generation.pipeline import drop_frames
+
+    try:
+        return work()
+    except torch.OutOfMemoryError as err:
+        drop_frames(err)
+    raise owner.oom_error()  # only reached after an OOM, with the except block (and its traceback) left
 
 
 def run_sd(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], seeds: Sequence[int], *, steps: int,
@@ -100,16 +112,21 @@ def run_sd(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], seeds: Se
         return {}
 
     check_cancel("before it started")
-    images = []
-    with _on_gpu(owner, pipe, loras) as elapsed:
-        for seed in seeds:
-            check_cancel(f"after step {done} of {total}")
-            output = pipe(**inputs, num_images_per_prompt=1, generator=torch.Generator("cpu").manual_seed(int(seed)),
-                          callback_on_step_end=on_step, output_type="pil")
-            images.append(output.images[0])
-    seconds = elapsed()  # the lock time, the hooks' release included
-    log.info("made %d image(s) in %.1f s", len(images), seconds)
-    return RunOutput(images=images, seconds=seconds)
+
+    def work() -> RunOutput:
+        images = []
+        with _on_gpu(owner, pipe, loras) as elapsed:
+            for seed in seeds:
+                check_cancel(f"after step {done} of {total}")
+                output = pipe(**inputs, num_images_per_prompt=1,
+                              generator=torch.Generator("cpu").manual_seed(int(seed)),
+                              callback_on_step_end=on_step, output_type="pil")
+                images.append(output.images[0])
+        return RunOutput(images=images, seconds=elapsed())  # the lock time, the hooks' release included
+
+    out = _oom_as_advice(owner, work)
+    log.info("made %d image(s) in %.1f s", len(out.images), out.seconds)
+    return out
 
 
 def run_sd_batch(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], seeds: Sequence[int], *, steps: int,
@@ -142,10 +159,14 @@ def run_sd_batch(owner: PipelineOwner, pipe: Any, inputs: Mapping[str, Any], see
 
     if should_stop is not None and should_stop():
         raise GenerationCancelled("cancelled before it started.")
-    with _on_gpu(owner, pipe, loras) as elapsed:
-        output = pipe(**inputs, num_images_per_prompt=1,
-                      generator=[torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds],
-                      callback_on_step_end=on_step, output_type="pil")
-    seconds = elapsed()
-    log.info("made %d image(s) in one batched call in %.1f s", len(output.images), seconds)
-    return RunOutput(images=list(output.images), seconds=seconds)
+
+    def work() -> RunOutput:
+        with _on_gpu(owner, pipe, loras) as elapsed:
+            output = pipe(**inputs, num_images_per_prompt=1,
+                          generator=[torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds],
+                          callback_on_step_end=on_step, output_type="pil")
+        return RunOutput(images=list(output.images), seconds=elapsed())
+
+    out = _oom_as_advice(owner, work)
+    log.info("made %d image(s) in one batched call in %.1f s", len(out.images), out.seconds)
+    return out

@@ -113,7 +113,8 @@ class GenerationService(CancelFlags):
             where = (f"**device** {o.device} ({mem:.0f} GiB) · **memory mode** {mode} — "
                      f"{P.MEMORY_MODES.get(o.memory_mode, '')}")
         plan = o.speed_plan
-        speed = f" · **speed** {plan.mode}" + (f" ({plan.note})" if plan.note else "")
+        notes = [n for n in (plan.note, o.speed.fallback_note() if o.speed else None) if n]
+        speed = f" · **speed** {plan.mode}" + "".join(f" ({n})" for n in notes)
         return f"**Model** `{o.source}` ({state}) · {where}{speed} · **LoRAs** {loras}"
 
     # ------------------------------------------------------------------------------------ generation

@@ -97,7 +97,8 @@ def parse_run(file: str | None, dtype: str, settings: ServeSettings):
     # 1. Check inputs: a real, not-too-large image and a known dtype.
     image = load_image(file, what="image")
     parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
-              else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider))
+              else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider,
+                               device=settings.device))
     # 2. Run the shared ONNX Runtime session (loaded on first use).
     load_start = time.perf_counter()
     providers = parser.providers
