@@ -20,7 +20,7 @@
 // One runtime, one wasm instance, no second copy of ORT to vendor or to keep in step.
 import { AutoModel, Tensor, env } from '../vendor/transformers.min.js';
 import {
-  anchors, cropBox, cropRgba, decode, letterbox, loadFacesSpec, nms, orderFaces, paste, selectFaces, toImage,
+  anchors, cropBox, cropRgba, detectFaces, detectorOf, loadFacesSpec, paste, selectFaces,
 } from './faces.js';
 import { INPUT_SIZE, logitsToLabels, toPixelValues } from './segment.js';
 
@@ -71,7 +71,7 @@ async function load(options) {
     modelId: options.modelId, inputSize: size, device: options.device, dtype: options.dtype, numThreads,
     isolated: self.crossOriginIsolated, loadMs: t1 - t0, warmupMs: t2 - t1,
     detector: detector && (detector.error ? { error: detector.error }
-      : { file: detector.spec.detector.file, inputSize: detector.spec.detector.input_size, loadMs: detector.loadMs }),
+      : { file: detectorOf(detector.spec).onnx, inputSize: detectorOf(detector.spec).input_size, loadMs: detector.loadMs }),
   });
 }
 
@@ -80,9 +80,10 @@ async function loadDetector(model, facesUrl, vendorUrl) {
   const t0 = performance.now();
   try {
     const spec = await loadFacesSpec(facesUrl);
-    const url = new URL(`face-detector/${spec.detector.file}`, new URL(vendorUrl, self.location.href)).href;
+    const file = detectorOf(spec).onnx;
+    const url = new URL(`${spec.detectorFolder}/${file}`, new URL('../', new URL(vendorUrl, self.location.href))).href;
     const response = await fetch(url);
-    if (!response.ok) throw new Error(`the face detector ${spec.detector.file} is missing (HTTP ${response.status})`);
+    if (!response.ok) throw new Error(`the face detector ${file} is missing (HTTP ${response.status})`);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const InferenceSession = Object.values(model.sessions || {})[0]?.constructor;
     if (typeof InferenceSession?.create !== 'function') {
@@ -92,32 +93,33 @@ async function loadDetector(model, facesUrl, vendorUrl) {
     try {
       session = await InferenceSession.create(bytes, { executionProviders: ['wasm'] });
     } catch (err) {
-      throw new Error(`the face detector ${spec.detector.file} is damaged (${err?.message || err})`);
+      throw new Error(`the face detector ${file} is damaged (${err?.message || err})`);
     }
-    return { session, spec, anchors: anchors(spec.detector), loadMs: performance.now() - t0 };
+    return { session, spec, anchors: anchors(detectorOf(spec)), loadMs: performance.now() - t0 };
   } catch (err) {
     const message = err?.message || String(err);
     return { error: `${message}${/setup\.sh/.test(message) ? '' : ': run scripts/setup.sh'}` };
   }
 }
 
-/** Faces in the image, ordered (face k+1 = faces[k]), with crops; {faces, note, timings}. */
+/** Faces in the image, ordered (face k+1 = faces[k]), with their crops: {faces, note, timings}. */
 async function findFaces(rgba, width, height, mode) {
-  const { spec } = detector;
-  const d = spec.detector;
+  const { spec, session, anchors: anchorList } = detector;
+  const d = detectorOf(spec);
+  let modelMs = 0;
+  const run = async (pixels) => {
+    const t = performance.now();
+    const input = new Tensor('float32', pixels, [1, 3, d.input_size, d.input_size]).ort_tensor;
+    const out = await session.run({ [d.input_name]: input });
+    modelMs += performance.now() - t;
+    return { regressors: out[d.regressors].data, classificators: out[d.classificators].data };
+  };
   const t0 = performance.now();
-  const lb = letterbox(rgba, width, height, d.input_size);
-  const input = new Tensor('float32', lb.pixels, [1, 3, d.input_size, d.input_size]).ort_tensor;
-  const t1 = performance.now();
-  const out = await detector.session.run({ [d.input_name]: input });
-  const t2 = performance.now();
-  const raw = decode(out[d.regressors_name].data, out[d.classificators_name].data, d, detector.anchors);
-  const found = orderFaces(nms(raw, spec.nms_iou, spec.nms_weighted).map((f) => toImage(f, lb)));
-  const { faces, note } = selectFaces(found, mode, spec.max_faces);
-  for (const face of faces) face.crop = cropBox(face, spec.crop);
-  const t3 = performance.now();
-  // One stage for the page's table; the model's own share is in `detector model`.
-  return { faces, note, timings: { detect: t3 - t0, 'detector model': t2 - t1 } };
+  const found = await detectFaces(rgba, width, height, spec, run, anchorList);
+  const { faces, note } = selectFaces(found.faces, mode, spec.maxFaces);
+  for (const face of faces) face.crop = cropBox(face.box, spec);
+  // One stage for the page's table; the detector model's own share (all its runs) in `detector model`.
+  return { faces, note, timings: { detect: performance.now() - t0, 'detector model': modelMs } };
 }
 
 /** One parse of RGBA pixels at the parser's size, labels at width × height. */
@@ -148,6 +150,7 @@ async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
       const found = await findFaces(pixels, width, height, mode);
       ({ faces, note } = found);
       addTimings(timings, found.timings);
+      if (!faces.length) note = 'no face found: parsed the whole image';
     }
   }
   if (!faces.length) { // 'off', or no face: the whole image, as before faces
