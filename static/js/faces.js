@@ -108,10 +108,11 @@ export function letterbox(rgba, width, height, size) {
   const rgb = resizeBilinearPIL(rgba, width, height, box.width, box.height, 4);
   const plane = size * size;
   const pixels = new Float32Array(3 * plane).fill(-1); // black: 0 / 127.5 - 1
+  const value = Float32Array.from({ length: 256 }, (_, v) => f32(f32(v / 127.5) - 1)); // numpy's float32 steps
   for (let y = 0; y < box.height; y++) {
     for (let x = 0; x < box.width; x++) {
       const s = (y * box.width + x) * 3, o = (y + box.top) * size + x + box.left;
-      for (let c = 0; c < 3; c++) pixels[c * plane + o] = rgb[s + c] / 127.5 - 1;
+      for (let c = 0; c < 3; c++) pixels[c * plane + o] = value[rgb[s + c]];
     }
   }
   return { pixels, box };
@@ -279,12 +280,13 @@ export function selectFaces(ordered, mode, maxFaces) {
 
 /**
  * The square crop [x0, y0, x1, y1] (integers, image px, side ≥ 1) a face is parsed on (geometry.crop_box):
- * side = cropScale × max(w, h), centred on the box moved down by cropShift × h. It may reach outside the image.
+ * side = cropScale × max(w, h) but at most the image's longer side, centred on the box moved by cropShift × h.
+ * It may reach outside the image (that part is parsed as black).
  */
-export function cropBox(box, spec) {
+export function cropBox(box, width, height, spec) {
   const [x0, y0, x1, y1] = box;
   const w = Math.max(x1 - x0, 0), h = Math.max(y1 - y0, 0);
-  const side = Math.max(1, roundHalfUp(spec.cropScale * Math.max(w, h)));
+  const side = Math.max(1, Math.min(roundHalfUp(spec.cropScale * Math.max(w, h)), Math.max(width, height)));
   const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2 + spec.cropShift * h;
   const left = roundHalfUp(cx - side / 2), top = roundHalfUp(cy - side / 2);
   return [left, top, left + side, top + side];

@@ -117,7 +117,7 @@ async function findFaces(rgba, width, height, mode) {
   const t0 = performance.now();
   const found = await detectFaces(rgba, width, height, spec, run, anchorList);
   const { faces, note } = selectFaces(found.faces, mode, spec.maxFaces);
-  for (const face of faces) face.crop = cropBox(face.box, spec);
+  for (const face of faces) face.crop = cropBox(face.box, width, height, spec);
   // One stage for the page's table; the detector model's own share (all its runs) in `detector model`.
   return { faces, note, timings: { detect: performance.now() - t0, 'detector model': modelMs } };
 }
