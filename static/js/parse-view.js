@@ -290,7 +290,7 @@ class ParseView {
   /** The note to show under the picture: the detector's trouble (once per load) or the parse's own. */
   detectorNote(detector, note) {
     if (this.el.faces.value === 'off') return null;
-    return note || (detector?.error ? `No face detector (${detector.error}): parsed the whole image.` : null);
+    return note;
   }
 
   showProgress(event) {

@@ -98,7 +98,7 @@ async function loadDetector(model, facesUrl, vendorUrl) {
     return { session, spec, anchors: anchors(detectorOf(spec)), loadMs: performance.now() - t0 };
   } catch (err) {
     const message = err?.message || String(err);
-    return { error: `${message}${/setup\.sh/.test(message) ? '' : ': run scripts/setup.sh'}` };
+    return { error: `${message}${/setup\.sh/.test(message) ? '' : ': run scripts/setup.sh (it converts the face detector)'}` };
   }
 }
 
@@ -144,13 +144,13 @@ async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
   const timings = {};
   let faces = [], note = null;
   if (mode !== 'off') {
-    if (detector?.error) note = `no face detector (${detector.error}): parsed the whole image`;
-    else if (!detector) note = 'no face detector was loaded: parsed the whole image';
+    if (detector?.error) note = `${detector.error[0].toUpperCase()}${detector.error.slice(1)} — parsed the whole image.`;
+    else if (!detector) note = 'No face detector was loaded — parsed the whole image.';
     else {
       const found = await findFaces(pixels, width, height, mode);
       ({ faces, note } = found);
       addTimings(timings, found.timings);
-      if (!faces.length) note = 'no face found: parsed the whole image';
+      if (!faces.length) note = 'No face found: parsed the whole image.';
     }
   }
   if (!faces.length) { // 'off', or no face: the whole image, as before faces
