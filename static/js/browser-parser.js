@@ -53,6 +53,46 @@ export async function loadFirstBackend(config, choice, wasmDtype,
   throw new Error(failures.join('; ') || 'no browser backend to try');
 }
 
+/** One line for a loaded parser: "WASM q8 · 2 threads" (the thread count only for WASM). */
+export function describeParser({ device, dtype, numThreads }) {
+  const threads = device === 'wasm' ? ` · ${numThreads} thread${numThreads > 1 ? 's' : ''}` : '';
+  return `${DEVICE_NAMES[device]} ${dtype}${threads}`;
+}
+
+// The page's parsers, shared by every view (Parse, live, Edit): one worker per (model, backend choice, WASM
+// dtype, threads), loaded once. A failed load is kept too, so a view does not retry it per image.
+const SHARED_MAX = 2; // loaded models kept at most (a MiT-B5 is ~100 MB of worker memory each)
+const shared = new Map(); // key → {promise, parser?}, oldest request first
+
+/**
+ * The shared parser for `config` (its modelId) on `choice` with `wasmDtype`: resolves to {parser, loadMs,
+ * failures, cached} (cached: true when another call loaded it; loadMs is then 0). `options` as for
+ * loadFirstBackend; its callbacks only see a load this call starts. Don't dispose the parser: the cache owns it
+ * (the least recently asked for is disposed when a third model loads).
+ */
+export function sharedParser(config, choice, wasmDtype, options = {}) {
+  const key = JSON.stringify([config.modelId, choice, wasmDtype, options.numThreads ?? null]);
+  const hit = shared.get(key);
+  if (hit) {
+    shared.delete(key); // most recent last
+    shared.set(key, hit);
+    return hit.promise.then((loaded) => ({ ...loaded, loadMs: 0, cached: true }));
+  }
+  const entry = {};
+  entry.promise = loadFirstBackend(config, choice, wasmDtype, options).then((loaded) => {
+    entry.parser = loaded.parser;
+    return { ...loaded, cached: false };
+  });
+  shared.set(key, entry);
+  for (const [k, old] of shared) {
+    if (shared.size <= SHARED_MAX) break;
+    if (k === key || !old.parser) continue; // never the one asked for, nor one still loading
+    old.parser.dispose();
+    shared.delete(k);
+  }
+  return entry.promise;
+}
+
 export class BrowserParser {
   constructor(config, { onProgress = () => {}, onStatus = () => {} } = {}) {
     this.config = config;

@@ -8,7 +8,7 @@
 // and pasted back; `largest` keeps the largest face; `off` parses the whole image as before. Faces are
 // numbered on the picture (HTML tags over the canvas, so the canvas stays the plain overlay); the legend,
 // the overlay and the downloads show all faces or one.
-import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
+import { describeParser, sharedParser } from './browser-parser.js';
 import { download, save } from './downloads.js';
 import { faceAreaPercent, faceLabels } from './faces.js';
 import { ImageInputError, readImage } from './image-input.js';
@@ -74,9 +74,7 @@ class ParseView {
     this.image = null; // {file, bitmap, rgba, width, height, name}
     this.result = null; // {labels, width, height, backend, timings, faces, owner, note}
     this.face = 0; // the face shown: 0 = all, k = face k
-    this.parser = null; // BrowserParser once loaded
-    this.parserKey = null;
-    this.browserFailure = null; // why the browser can't parse, once it failed to load
+    this.parser = null; // the shared BrowserParser (browser-parser.js sharedParser) last used
     this.busy = false;
     this.queued = false; // back-pressure: while a parse runs, later requests collapse into one
     this.isolated = null;
@@ -208,7 +206,6 @@ class ParseView {
         try {
           result = await this.parseBrowser(image, choice);
         } catch (err) {
-          this.browserFailure = err.message;
           result = await this.parseServer(image, `the browser could not run the model: ${err.message}`);
         }
       }
@@ -230,28 +227,18 @@ class ParseView {
     this.setState('done');
   }
 
+  /** The page's shared parser for the chosen backend and dtype (browser-parser.js keeps one per choice, and a
+   *  failed load, so it is not retried per image). */
   async ensureBrowserParser(choice) {
-    const wasmDtype = this.el.dtype.value;
-    const key = `${choice}/${wasmDtype}`;
-    if (this.parser && this.parserKey === key) return { parser: this.parser, loadMs: 0 };
-    if (this.failedKey === key) throw new Error(this.browserFailure); // don't retry a failed load per image
-    this.parser?.dispose();
-    this.parser = null;
-    try {
-      const loaded = await loadFirstBackend(this.config, choice, wasmDtype, {
-        onStep: (name) => { this.setStatus(`Loading the model for ${name}…`); this.el.progress.innerHTML = ''; },
-        callbacks: (name) => ({
-          onProgress: (event) => this.showProgress(event),
-          onStatus: (phase) => this.setStatus(`${name}: ${phase}…`),
-        }),
-      });
-      this.parser = loaded.parser;
-      this.parserKey = key;
-      return loaded;
-    } catch (err) {
-      this.failedKey = key;
-      throw err;
-    }
+    const loaded = await sharedParser(this.config, choice, this.el.dtype.value, {
+      onStep: (name) => { this.setStatus(`Loading the model for ${name}…`); this.el.progress.innerHTML = ''; },
+      callbacks: (name) => ({
+        onProgress: (event) => this.showProgress(event),
+        onStatus: (phase) => this.setStatus(`${name}: ${phase}…`),
+      }),
+    });
+    this.parser = loaded.parser;
+    return loaded;
   }
 
   async parseBrowser(image, choice) {
@@ -259,14 +246,13 @@ class ParseView {
     this.setStatus('Parsing in this browser…');
     const facesMode = this.el.faces.value;
     const out = await parser.parse(image.rgba, image.width, image.height, { faces: facesMode });
-    const { device, dtype, numThreads, isolated } = parser.info;
-    const threads = device === 'wasm' ? ` · ${numThreads} thread${numThreads > 1 ? 's' : ''}` : '';
+    const { device, dtype, isolated } = parser.info;
     const skipped = failures.length ? ` (skipped: ${failures.join('; ')})` : '';
     return {
       labels: out.labels, width: out.width, height: out.height, backend: device, dtype,
       faces: out.faces, owner: out.owner, note: this.detectorNote(parser.info.detector, out.note), facesMode,
       timings: { load: loadMs, ...out.timings },
-      notice: `Parsed in this browser · ${DEVICE_NAMES[device]} ${dtype}${threads}`
+      notice: `Parsed in this browser · ${describeParser(parser.info)}`
         + `${isolated ? '' : ' (not cross-origin isolated)'} — the image never left this page.${skipped}`,
     };
   }
