@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 def server_labels(server, path: Path, dtype: str = "q8") -> np.ndarray:
     from gradio_client import Client, handle_file
 
-    label_path, _, _ = Client(server.url, verbose=False).predict(handle_file(path), dtype, api_name="/parse")
+    label_path, _, _ = Client(server.url, verbose=False).predict(handle_file(path), dtype, "off", api_name="/parse")
     return np.asarray(Image.open(label_path))
 
 

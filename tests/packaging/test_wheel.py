@@ -146,7 +146,8 @@ def test_face_studio_serve_from_the_wheel_parses_in_the_browser(browser, wheel_s
         page.close()
     assert labels.shape == (480, 640)
     # The same file parsed by the wheel's server (native ORT): nearly the same map (q8 kernels round differently).
-    label_path, _, _ = Client(wheel_server.url, verbose=False).predict(handle_file(photo), "q8", api_name="/parse")
+    label_path, _, _ = Client(wheel_server.url, verbose=False).predict(handle_file(photo), "q8", "off",
+                                                                        api_name="/parse")
     agreement = (labels == np.asarray(Image.open(label_path))).mean()
     assert agreement >= 0.98, f"browser and server agree on {agreement:.2%} of pixels"
 
