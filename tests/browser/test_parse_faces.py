@@ -30,7 +30,7 @@ def group(tmp_path_factory) -> Path:
 
 
 def reference(tiny_export_dir: Path, path: Path, mode: str):
-    """The server's face-aware parse (face_studio.faces.parse on the server's parser and detector), fp32."""
+    """The server's pipeline in Python (face_studio.faces.parse), fp32: for its owner map and crops."""
     from webapp.parsing import get_parser
 
     parser = get_parser(tiny_export_dir, "fp32")
@@ -38,11 +38,20 @@ def reference(tiny_export_dir: Path, path: Path, mode: str):
                        lambda images: [r.labels for r in parser.parse_batch(images)], mode)
 
 
+def server_parse(server, path: Path, mode: str) -> tuple[np.ndarray, dict]:
+    """The server `parse` API at fp32 with ``faces=mode``: its label map and summary."""
+    from gradio_client import Client, handle_file
+
+    label_path, _, summary = Client(server.url, verbose=False).predict(handle_file(path), "fp32", mode,
+                                                                       api_name="/parse")
+    return np.asarray(Image.open(label_path)), summary
+
+
 def downloaded_labels(page) -> np.ndarray:
     return np.asarray(Image.open(page.download("labels")))
 
 
-def test_a_group_is_parsed_face_by_face_like_the_server(parse_page, tiny_export_dir, group) -> None:
+def test_a_group_is_parsed_face_by_face_like_the_server(parse_page, server, tiny_export_dir, group) -> None:
     page = parse_page.open()
     page.page.select_option("[data-role=backend]", "wasm")
     page.page.select_option("[data-role=dtype]", "fp32")
@@ -61,19 +70,26 @@ def test_a_group_is_parsed_face_by_face_like_the_server(parse_page, tiny_export_
         inside = [x < cx / w * 1280 < x + side and y < cy / h * 720 < y + side for cx, cy, w, h in centres]
         assert sum(inside) == 1, (seed, centres)
 
-    # The label map equals the server's pipeline (fp32: browser and native ORT agree exactly; same detections,
-    # same crops, same paste), and the JSON lists the same faces.
+    # The label map equals the server's `parse` with faces=auto, pixel for pixel (fp32: the page's ORT-web and
+    # native ORT agree exactly, and faces.js = face_studio/faces: same detections, crops and paste), and the JSON
+    # lists the faces the server's summary lists.
     labels = downloaded_labels(page)
+    server_map, summary = server_parse(server, group, "auto")
+    assert np.array_equal(labels, server_map)
     assert np.array_equal(labels, expected.labels)
     areas = json.loads(page.download("json").read_text())
     assert areas["faces_mode"] == "auto" and areas["face"] is None
-    assert [f["box"] for f in areas["faces"]] == [f.box for f in expected.faces]
-    assert [f["crop"] for f in areas["faces"]] == [f.crop for f in expected.faces]
-    for ours, theirs in zip(areas["faces"], expected.faces, strict=True):
-        for name, value in theirs.area_percent.items():
+    assert [f["box"] for f in areas["faces"]] == [f["box"] for f in summary["faces"]]
+    assert [f["crop"] for f in areas["faces"]] == [f["crop"] for f in summary["faces"]]
+    for ours, theirs in zip(areas["faces"], summary["faces"], strict=True):
+        for name, value in theirs["area_percent"].items():
             assert abs(ours["area_percent"][name] - value) < 1e-3, name
     for stage in ("detect", "crop", "model", "paste"):
         assert stage in page.text("timings")
+    # The worker's `detect` message (for views that crop themselves: live mode, Edit) finds the same faces.
+    found = page.page.evaluate("""(async () => { const v = document.querySelector('.fs-parse').view;
+        return (await v.parser.detect(v.image.rgba, v.image.width, v.image.height)).faces; })()""")
+    assert [(f["box"], f["crop"]) for f in found] == [(f.box, f.crop) for f in expected.faces]
 
     # One face: the legend, the overlay and the downloads follow face 2 only.
     page.page.select_option("[data-role=face-pick]", "2")
@@ -90,21 +106,21 @@ def test_a_group_is_parsed_face_by_face_like_the_server(parse_page, tiny_export_
     assert not page.errors
 
 
-def test_largest_and_off(parse_page, tiny_export_dir, group) -> None:
+def test_largest_and_off(parse_page, server, group) -> None:
     page = parse_page.open()
     page.page.select_option("[data-role=backend]", "wasm")
     page.page.select_option("[data-role=dtype]", "fp32")
     page.page.select_option("[data-role=faces]", "largest")
     assert page.upload(group) == "done", page.text("error")
     assert page.root.get_attribute("data-faces") == "1"
-    assert np.array_equal(downloaded_labels(page), reference(tiny_export_dir, group, "largest").labels)
+    assert np.array_equal(downloaded_labels(page), server_parse(server, group, "largest")[0])
 
     page.page.evaluate("document.querySelector('.fs-parse').dataset.state = 'waiting'")
     page.page.select_option("[data-role=faces]", "off")  # re-parses the same picture: the whole image
     page.page.wait_for_selector(".fs-parse[data-state=done]", state="attached", timeout=180_000)
     assert page.root.get_attribute("data-faces") == "0"
     assert page.page.locator("[data-role=face-layer] [data-face]").count() == 0
-    assert np.array_equal(downloaded_labels(page), reference(tiny_export_dir, group, "off").labels)
+    assert np.array_equal(downloaded_labels(page), server_parse(server, group, "off")[0])
 
 
 def test_a_missing_detector_falls_back_to_the_whole_image(parse_page, samples) -> None:
