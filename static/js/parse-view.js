@@ -418,8 +418,8 @@ class ParseView {
       ctx.fillStyle = '#000';
       ctx.fillRect(0, 0, x1 - x0, y1 - y0);
       ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), -x0, -y0);
-      const stem = name.replace(/\.[^.]+$/, '').replace(/\.face\d+$/, '');
-      save(await canvas.convertToBlob({ type: 'image/png' }), `${stem}.face${k}.crop.png`);
+      const stem = name.replace(/\.[^.]+$/, '').replace(/\.face-\d+$/, '');
+      save(await canvas.convertToBlob({ type: 'image/png' }), `${stem}.face-${k}.png`); // as face-studio parse
     }
   }
 
@@ -453,9 +453,9 @@ class ParseView {
   async download(kind) {
     if (!this.result) return;
     const keep = this.labels.map((l) => (this.isolated === null ? this.visible[l.id] && l.id > 0 : l.id === this.isolated));
-    // One face: its pixels only, and ".faceK" in the file names; all faces: the whole map and every face.
+    // One face: its pixels only, and ".face-K" in the file names; all faces: the whole map and every face.
     const { face } = this;
-    const name = face ? this.image.name.replace(/(\.[^.]+)?$/, `.face${face}$1`) : this.image.name;
+    const name = face ? this.image.name.replace(/(\.[^.]+)?$/, `.face-${face}$1`) : this.image.name;
     const faces = this.facesJson();
     try {
       if (kind === 'crop') { await this.downloadCrops(name); return; }

@@ -123,15 +123,17 @@ def test_largest_and_off(parse_page, server, group) -> None:
     assert np.array_equal(downloaded_labels(page), server_parse(server, group, "off")[0])
 
 
-def test_a_missing_detector_falls_back_to_the_whole_image(parse_page, samples) -> None:
+@pytest.mark.parametrize("trouble", ["missing", "damaged"])
+def test_a_missing_or_damaged_detector_falls_back_to_the_whole_image(parse_page, samples, trouble) -> None:
     page = parse_page
-    page.page.route("**/face-detector/*.onnx", lambda route: route.fulfill(status=404, body="missing"))
+    status, body = (404, b"missing") if trouble == "missing" else (200, b"\x08\x07not an onnx file" * 64)
+    page.page.route("**/face-detector/*.onnx", lambda route: route.fulfill(status=status, body=body))
     page.open()
     page.page.select_option("[data-role=backend]", "wasm")
     assert page.upload(samples["wide"]) == "done", page.text("error")
     assert page.root.get_attribute("data-faces") == "0"
     note = page.text("faces-note")
-    assert note.startswith("The face detector face_detection_") and "is missing" in note, note
+    assert note.startswith("The face detector face_detection_") and f"is {trouble}" in note, note
     assert "run scripts/setup.sh" in note and note.endswith("parsed the whole image."), note
     assert "Parsed in this browser" in page.text("status") and page.page.locator("[data-role=error]").is_hidden()
     assert not page.errors
