@@ -139,7 +139,7 @@ def test_bad_face_edits(edit_service, three_faces, faces, kwargs, expected: str)
     ('[{"face": 2, "regions": "hair,beard"}]', "face 2 regions: unknown region name(s): 'beard'"),
     ('[{"face": 2, "regions": 5}]', "face 2 regions must be names"),
     ('[{"face": 2, "prompt": 5}]', "face 2: \"prompt\" must be text, got int"),
-    ('[{"face": 2, "promt' + "x" * 500 + '": 1}]', "unknown key 'promtxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…'"),
+    ('[{"face": 2, "promt' + "x" * 500 + '": 1}]', "unknown key 'promtxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…; use"),
 ])
 def test_the_faces_field_says_what_to_send(value: str, expected: str) -> None:
     with pytest.raises(UserError) as info:
