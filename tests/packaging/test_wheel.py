@@ -116,7 +116,10 @@ def test_the_wheel_holds_the_app_and_its_static_files(installed) -> None:
     assert package.is_relative_to(installed.venv) and not package.is_relative_to(REPO), package
     assert static == package.parent / "static"
     for name in ("labels.json", "js/worker.js", "css/parse.css", "vendor/transformers.min.js",
-                 "vendor/ort-wasm-simd-threaded.wasm", "vendor/ort-wasm-simd-threaded.mjs", "vendor/THIRD-PARTY.txt"):
+                 "vendor/ort-wasm-simd-threaded.wasm", "vendor/ort-wasm-simd-threaded.mjs", "vendor/THIRD-PARTY.txt",
+                 "faces.json", "vendor/face-detector/manifest.json", "vendor/face-detector/LICENSE.txt",
+                 "vendor/face-detector/face_detection_full_range.onnx",
+                 "vendor/face-detector/face_detection_short_range.onnx"):
         assert (static / name).is_file(), name
     assert not (static / "models").exists()  # the checkout's exports never ship
     # Not a checkout: what the app makes by default goes to the user's data folder, not into site-packages.
