@@ -152,3 +152,66 @@ def test_the_faces_field_reads_text_or_a_list() -> None:
     assert parse_faces(json.dumps(sent)) == parse_faces(sent) == [
         FaceEdit(3, "a smile", ("lips",)), FaceEdit(1, "", ("hair", "hat"))]
     assert parse_faces("") == parse_faces(None) == parse_faces("  ") == []
+
+
+def group_photo():
+    """Three synthetic faces the detector finds: face 1 in the middle, 2 on the left, 3 on the right."""
+    from tests.faces.conftest import scene as face_scene
+
+    return face_scene(480, 240, [(1, 10, 40, 150), (4, 170, 20, 150), (5, 330, 60, 140)])[0]
+
+
+def test_the_server_finds_the_faces_for_region_names(edit_service, tiny_export_dir) -> None:
+    """Regions by name: the server detects, crops, parses and numbers the faces (face_studio.faces) itself."""
+    from webapp.editing.faces import find_faces
+    from webapp.editing.service import edit_chosen_faces
+
+    photo = group_photo()
+    found = find_faces(tiny_export_dir, photo)
+    assert found.owner.max() == 3 and found.note is None
+    xs = [np.nonzero(found.owner == k)[1].mean() for k in (1, 2, 3)]
+    assert xs[1] < xs[0] < xs[2], "faces are numbered by score: the middle face first here"
+    # The tiny parser has random weights: edit the class it predicts most on face 2.
+    from face_studio.labels import NAMES
+
+    counts = np.bincount(found.labels[found.owner == 2], minlength=len(NAMES))
+    counts[0] = 0
+    region = NAMES[int(counts.argmax())]
+    result = edit_chosen_faces(edit_service, tiny_export_dir, photo, EditRequest(prompt="", **FAST),
+                               parse_faces(f'[{{"face": 2, "prompt": "red hair", "regions": "{region}"}}]'))
+    changed = (np.asarray(photo) != np.asarray(result.image)).any(axis=-1)
+    assert changed.any() and not changed[result.alpha == 0].any()
+    assert not changed[(found.owner == 1) | (found.owner == 3)].any(), "a face other than face 2 changed"
+    chosen = (found.labels == NAMES.index(region)) & (found.owner == 2)
+    assert (result.alpha[chosen] == 255).all() and result.record["faces"][0]["regions"] == [region]
+    with pytest.raises(UserError, match="face 4 is not in this image: it has 3 faces"):
+        edit_chosen_faces(edit_service, tiny_export_dir, photo, EditRequest(prompt="x", **FAST),
+                          [FaceEdit(4, regions=(region,))])
+
+
+def test_cli_edits_two_faces_with_a_prompt_each(tiny_sd3_dir, tiny_export_dir, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from webapp.editing.faces import find_faces
+
+    photo = tmp_path / "group.png"
+    group_photo().save(photo)
+    found = find_faces(tiny_export_dir, Image.open(photo).convert("RGB"))
+    out = tmp_path / "edited.png"
+    base = [sys.executable, "-m", "webapp", "edit", str(photo), "--out", str(out), "--sd-model", str(tiny_sd3_dir),
+            "--device", "cpu", "--parser", str(tiny_export_dir), "--steps", "3", "--seed", "5"]
+    # Every class on faces 1 and 3 (the random tiny parser's): what is regenerated is theirs alone.
+    regions = "skin,l_brow,r_brow,l_eye,r_eye,eye_g,l_ear,r_ear,ear_r,nose,mouth,u_lip,l_lip,neck,neck_l,cloth,hair,hat"
+    proc = subprocess.run(base + ["--face", f"3:{regions}:a wide smile", "--face", f"1:{regions}:",
+                                  "--prompt", "short red hair", "--save-mask", str(tmp_path / "m.png")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"wrote {out} (faces 1, 3: " in proc.stdout
+    before, after = np.asarray(Image.open(photo).convert("RGB")), np.asarray(Image.open(out).convert("RGB"))
+    changed = (before != after).any(axis=-1)
+    alpha = np.asarray(Image.open(tmp_path / "m.png"))
+    assert changed[found.owner == 1].any() and changed[found.owner == 3].any()
+    assert not changed[found.owner == 2].any() and not changed[alpha == 0].any()
+    record = json.loads(Image.open(out).text[PNG_JSON_KEY])["edit"]
+    assert [(f["face"], f["prompt"]) for f in record["faces"]] == [(1, "short red hair"), (3, "a wide smile")]
