@@ -84,7 +84,7 @@ BAD_INPUTS += [
              ("edit", "photo.png", "--face", "2:hair:", "--out", "out.png")),
     BadInput(EDIT, "--face 2:beard:x", "face 2 regions: unknown region name(s): 'beard'",
              ("edit", "photo.png", "--face", "2:beard:x", "--out", "out.png")),
-    BadInput(EDIT, "--face 2::x --face 2::y", "--face: face 2 is listed twice",
+    BadInput(EDIT, "--face 2:hair:x --face 2::y", "--face: face 2 is listed twice",
              ("edit", "photo.png", "--face", "2:hair:x", "--face", "2::y", "--out", "out.png")),
     BadInput(EDIT, "--face-map without --face", "--face-map goes with --face",
              ("edit", "photo.png", "--face-map", "photo.png", "--prompt", "x", "--out", "out.png")),
