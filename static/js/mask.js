@@ -36,16 +36,32 @@ export function growMask(mask, width, height, px) {
 
 export function coverage(mask) {
   let n = 0;
-  for (let i = 0; i < mask.length; i++) n += mask[i];
+  for (let i = 0; i < mask.length; i++) n += mask[i] ? 1 : 0; // face-numbered masks hold k, not 1
   return n / mask.length;
 }
 
-/** Paint a filled disc of `radius` into `layer` (and clear it from `other`). */
-export function stamp(layer, other, width, height, cx, cy, radius) {
+/** Paint a filled disc of `radius` into `layer` with `value` (and clear it from `other`). */
+export function stamp(layer, other, width, height, cx, cy, radius, value = 1) {
   const r2 = radius * radius;
   for (let y = Math.max(0, Math.floor(cy - radius)); y <= Math.min(height - 1, Math.ceil(cy + radius)); y++) {
     for (let x = Math.max(0, Math.floor(cx - radius)); x <= Math.min(width - 1, Math.ceil(cx + radius)); x++) {
-      if ((x - cx) ** 2 + (y - cy) ** 2 <= r2) { layer[y * width + x] = 1; other[y * width + x] = 0; }
+      if ((x - cx) ** 2 + (y - cy) ** 2 <= r2) { layer[y * width + x] = value; other[y * width + x] = 0; }
     }
   }
+}
+
+/**
+ * The face-numbered mask (issue 15): value k where face k regenerates, 0 = keep. A pixel is face k's when it is
+ * painted for k (`painted` holds face numbers), or owned by k (`owner`) with its label ticked for k
+ * (`chosen.get(k)` is a boolean per label id); erased pixels and faces not chosen are 0.
+ */
+export function faceMask(labels, owner, chosen, painted, erased) {
+  const out = new Uint8Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    if (erased[i]) continue;
+    const p = painted[i];
+    if (p && chosen.has(p)) out[i] = p;
+    else if (owner[i] && chosen.get(owner[i])?.[labels[i]]) out[i] = owner[i];
+  }
+  return out;
 }

@@ -120,3 +120,67 @@ def test_one_click_from_the_generate_gallery_to_edit(edit_server, browser) -> No
                          " document.querySelector('.fs-edit canvas').height]")
     assert size == [96, 80]
     page.close()
+
+
+def test_edit_changes_face_2_only(edit_server, edit_settings, browser, tmp_path: Path) -> None:
+    """Issue 15's acceptance: three faces found in the page; face 2 picked by clicking it, one of its regions
+    ticked, its own prompt; one request; every pixel of faces 1 and 3 (and outside face 2's mask) unchanged."""
+    from tests.editing.test_edit_faces import group_photo
+    from webapp.editing.fields import DEFAULT_FEATHER, DEFAULT_GROW, INPAINT
+    from webapp.editing.masks import grow
+
+    photo = tmp_path / "group.png"
+    group_photo().save(photo)
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    requests: list = []
+    page.on("request", lambda r: requests.append(r))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(edit_server.url)
+    page.get_by_role("tab", name="Edit").click()
+    root = page.locator(".fs-edit")
+    root.locator("input[data-role=file]").set_input_files(str(photo))
+    page.wait_for_selector(".fs-edit[data-state=ready], .fs-edit[data-state=error]", state="attached",
+                           timeout=TIMEOUT_MS)
+    assert root.get_attribute("data-state") == "ready", root.locator("[data-role=error]").text_content()
+    assert root.get_attribute("data-faces") == "3"
+    # Click face 2 on the picture (the brush is off): it is chosen and its regions are listed.
+    box = page.evaluate("document.querySelector('.fs-edit').view.faces[1].box")
+    canvas = root.locator("canvas").bounding_box()
+    scale = canvas["width"] / 480
+    page.mouse.click(canvas["x"] + (box[0] + box[2]) / 2 * scale, canvas["y"] + (box[1] + box[3]) / 2 * scale)
+    assert root.get_attribute("data-chosen") == "2"
+    assert root.locator("[data-role=regions-title]").text_content() == "Regions of face 2"
+    region = root.locator("[data-role=regions] input[type=checkbox]").first
+    region.check()
+    chosen = region.get_attribute("data-class")
+    assert root.locator("[data-role=send]").is_disabled(), "no prompt yet: nothing to send"
+    root.locator("textarea[data-role=face-prompt][data-face='2']").fill("short red curly hair")
+    root.locator("[data-role=steps]").fill("2")
+    root.locator("[data-role=seed]").fill("8")
+    root.locator("[data-role=send]").click()
+    assert "its face map" in root.locator("[data-role=confirm-text]").text_content()
+    root.locator("[data-role=confirm-yes]").click()
+    page.wait_for_selector(".fs-edit[data-state=done], .fs-edit[data-state=error]", state="attached",
+                           timeout=TIMEOUT_MS)
+    assert root.get_attribute("data-state") == "done", root.locator("[data-role=error]").text_content()
+    assert "face 2" in root.locator("[data-role=result-info]").text_content()
+
+    posts = [r for r in requests if r.method == "POST"]
+    assert len([r for r in posts if r.url.endswith("/gradio_api/upload")]) == 1
+    [join] = [r for r in posts if r.url.endswith("/queue/join")]
+    sent = dict(zip(INPAINT, json.loads(join.post_data_buffer)["data"], strict=True))
+    assert json.loads(sent["faces"]) == [{"face": 2, "prompt": "short red curly hair", "mask_regions": chosen}]
+    mask = np.asarray(Image.open(sent["mask"]["path"]))
+    owner = np.asarray(Image.open(sent["face_map"]["path"]))
+    assert set(np.unique(mask)) == {0, 2} and owner.max() == 3
+    assert ((mask == 2) <= (owner == 2)).all(), "face 2's regions reach beyond face 2"
+    saved = sorted(Path(edit_settings.output_dir).glob("*-inpaint-8.png"))
+    before = np.asarray(Image.open(photo).convert("RGB"))
+    after = np.asarray(Image.open(saved[-1]).convert("RGB"))
+    changed = (before != after).any(axis=-1)
+    assert changed[mask == 2].mean() > 0.9
+    assert not changed[(owner == 1) | (owner == 3)].any(), "face 1 or 3 changed"
+    assert not changed[~grow(mask == 2, DEFAULT_GROW + 4 * DEFAULT_FEATHER)].any(), "a pixel far from face 2 changed"
+    assert errors == []
+    page.close()

@@ -1,5 +1,6 @@
 """``face-studio edit IMAGE --regions hair,hat --prompt … --out FILE``: parse on this machine, regenerate
-only those regions with SD3.5, keep every other pixel exactly."""
+only those regions with SD3.5, keep every other pixel exactly. ``--face 2:hair:"red hair" --face 3:lips:"a smile"``
+edits chosen faces (numbered by detection score), a prompt each, in one run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from webapp.commands.serve import lora_spec
+from webapp.editing.faces import MAX_EDIT_FACES
 from webapp.editing.masks import MAX_FEATHER, MAX_GROW
 from webapp.editing.service import DEFAULT_FEATHER, DEFAULT_GROW, DEFAULT_STRENGTH
 from webapp.generation.presets import MEMORY_MODE_NAMES
@@ -17,11 +19,18 @@ HELP = "Regenerate chosen face regions (hair, lips, …) of an image with SD3.5;
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, metavar="IMAGE", help="the photo or generated image to edit")
-    p.add_argument("--prompt", required=True, help='what to paint in the regions, e.g. "short red curly hair"')
+    p.add_argument("--prompt", default="", help='what to paint in the regions, e.g. "short red curly hair" '
+                   "(required, unless every --face has its own)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write the result PNG")
     p.add_argument("--regions", default="", help="comma-separated classes or groups: hair,hat,lips,eyes,…")
     p.add_argument("--mask", type=Path, default=None, help="a mask PNG of the image's size (white = regenerate); "
                    "combined with --regions if both are given")
+    p.add_argument("--face", action="append", default=[], metavar="N:REGIONS:PROMPT",
+                   help=f"edit face N (1 = the highest-scoring face) with its own regions and prompt; empty REGIONS "
+                   f"or PROMPT take --regions / --prompt; repeat for more faces (at most {MAX_EDIT_FACES})")
+    p.add_argument("--face-map", type=Path, default=None, metavar="FILE", help="with --face: the faces' owner map "
+                   "(PNG, pixel value = face number) instead of finding faces here; --mask is then face-numbered "
+                   "too (value N = regenerate for face N)")
     p.add_argument("--restyle", action="store_true", help="Img2Img over the whole image instead of a mask")
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help=f"0.05–1 (default {DEFAULT_STRENGTH})")
@@ -38,13 +47,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora", type=lora_spec, action="append", default=[], metavar="PATH_OR_ID[:WEIGHT_NAME]=SCALE")
 
 
+def face_spec(text: str) -> dict:
+    """``N:REGIONS:PROMPT`` → one entry of the ``faces`` list (checked by webapp.editing.faces.parse_faces)."""
+    number, _, rest = text.partition(":")
+    regions, _, prompt = rest.partition(":")
+    if not number.strip().isdecimal() or int(number) < 1:
+        from face_studio.errors import UserError
+
+        raise UserError(f"--face {text[:40]!r}: give N:REGIONS:PROMPT with N a face number (1, 2, …), "
+                        'e.g. --face 2:hair:"red curly hair" (REGIONS or PROMPT may be empty).')
+    return {"face": int(number), "regions": regions, "prompt": prompt}
+
+
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from face_studio.atomic import save_image
     from face_studio.errors import UserError  # the CLI prints it and exits 2
     from face_studio.images import load_image
-    from webapp.editing.service import EditRequest, edit_image, restyle_image
+    from webapp.editing.faces import parse_faces
+    from webapp.editing.masks import region_names
+    from webapp.editing.service import EditRequest, edit_chosen_faces, edit_image, restyle_image
     from webapp.generation.service import get_service
 
     settings = ServeSettings(parser_dir=args.parser, sd_model=args.sd_model, device=args.device,
@@ -53,6 +76,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.suffix.lower() == ".png":
         raise UserError(f"--out {args.out}: the result is a PNG (it carries the edit's parameters); "
                         "give a .png path.")
+    faces = parse_faces([face_spec(text) for text in args.face], what="--face")
+    if args.restyle and faces:
+        raise UserError("--restyle changes the whole image: leave out --face, or --restyle.")
+    if args.face_map and not faces:
+        raise UserError("--face-map goes with --face: name the faces to edit (--face N:REGIONS:PROMPT).")
+    unprompted = [f.face for f in faces if not f.prompt.strip()]
+    if unprompted and not args.prompt.strip():
+        raise UserError(f"--face {unprompted[0]} has no prompt: write it after the second colon "
+                        f'(--face {unprompted[0]}:hair:"red hair") or give --prompt.')
+    if not faces and not args.prompt.strip():
+        raise UserError('--prompt is required: say what to paint, e.g. --prompt "short red curly hair" (or give '
+                        "each --face its own prompt).")
+    regions = region_names(args.regions, "--regions")
     photo = load_image(args.image, what="image")
     mask = load_image(args.mask, what="mask") if args.mask else None
     service = get_service(settings)
@@ -62,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
                       feather=args.feather, loras=loras)
     if args.restyle:
         result = restyle_image(service, photo, req)  # the pipeline shows a progress bar per step
+    elif faces:
+        result = edit_chosen_faces(service, args.parser, photo, req, faces, regions=regions, mask=mask,
+                                   face_map=args.face_map)
     else:
         labels = None
         if args.regions:
@@ -74,5 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save_mask:
         save_image(Image.fromarray(result.alpha), args.save_mask, format="PNG")
     what = ", ".join(result.regions) or ("whole image" if args.restyle else "painted mask")
+    if faces:
+        numbers = ", ".join(str(f["face"]) for f in result.record["faces"])
+        what = f"face{'s' if len(faces) > 1 else ''} {numbers}: {what}"
     print(f"wrote {args.out} ({what}; seed {result.seed}; {result.seconds:.1f} s)")
     return 0

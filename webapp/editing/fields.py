@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from face_studio.errors import UserError
+from webapp.editing.faces import MAX_EDIT_FACES, parse_faces
 from webapp.editing.masks import MAX_FEATHER, MAX_GROW, region_names
 from webapp.generation import presets as P
 
@@ -26,7 +27,7 @@ DEFAULT_STRENGTH = 0.85  # inpainting keeps a little of the original's layout in
 MIN_STRENGTH = 0.05  # below this the few denoising steps left change almost nothing
 DEFAULT_GROW = 4
 DEFAULT_FEATHER = 8
-KINDS = ("file", "text", "names", "int", "float")
+KINDS = ("file", "text", "names", "int", "float", "faces")
 MAX_NAMES_TEXT = 400  # characters of a region list: every label and group name, comma-separated, fits twice
 
 
@@ -58,6 +59,8 @@ class Field:
             if path is not None and not isinstance(path, str):
                 raise FieldError(f"{self.name} must be an uploaded file, got {type(value).__name__}.")
             return path or None
+        if self.kind == "faces":  # a JSON list of {face, prompt, regions}; maximum = how many in one request
+            return parse_faces(value, maximum=int(self.maximum or MAX_EDIT_FACES), what=self.name)
         if self.kind in ("text", "names"):
             if value is None:
                 value = ""
@@ -119,13 +122,16 @@ def edit_fields(preset: str = "Custom") -> dict[str, Field]:
               "beyond that, paint the mask instead"),
         Field("feather", "int", f"Feather (px, 0–{MAX_FEATHER})", DEFAULT_FEATHER, 0, MAX_FEATHER, 1),
         Field("mask_regions", "names", "Classes the mask was made from (recorded only)", ""),
+        Field("faces", "faces", 'Faces to edit (JSON), e.g. [{"face": 2, "regions": "hair", "prompt": "red hair"}]',
+              "", 1, MAX_EDIT_FACES, hint="each face is one SD run"),
+        Field("face_map", "file", "Face map PNG (pixel value = face number; the page's face parse)"),
     )
     return {f.name: f for f in fields}
 
 
 # The APIs' parameters, in their positional order.
 INPAINT = ("image", "mask", "regions", "prompt", "negative", "strength", "steps", "guidance", "seed", "grow",
-           "feather", "mask_regions")
+           "feather", "mask_regions", "faces", "face_map")
 RESTYLE = ("image", "prompt", "negative", "strength", "steps", "guidance", "seed")
 ENDPOINTS: dict[str, tuple[str, ...]] = {"inpaint": INPAINT, "restyle": RESTYLE}
 

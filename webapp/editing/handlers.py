@@ -12,7 +12,7 @@ from PIL import Image
 
 from face_studio.images import load_image
 from webapp.editing import fields as F
-from webapp.editing.service import EditRequest, edit_image, restyle_image
+from webapp.editing.service import EditRequest, edit_chosen_faces, edit_image, restyle_image
 from webapp.errors import user_errors
 from webapp.settings import ServeSettings
 
@@ -40,6 +40,11 @@ def inpaint_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Pro
     v = F.check(F.INPAINT, values)
     photo = load_image(v["image"], what="image")
     mask_img = load_image(v["mask"], what="mask") if v["mask"] else None
+    if v.get("faces"):  # chosen faces, a prompt each (webapp.editing.faces)
+        result = edit_chosen_faces(_service(settings), settings.parser_dir, photo, _request(v), v["faces"],
+                                   regions=v["regions"], mask=mask_img, face_map=v["face_map"],
+                                   progress=_progress_fn(progress) if progress else None)
+        return str(result.path), (photo, Image.open(result.path)), result.record
     labels = None
     if v["regions"]:
         from webapp.parsing import get_parser

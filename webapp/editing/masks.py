@@ -152,3 +152,32 @@ def prepare(selected: np.ndarray, grow_px: int, feather_px: int, work: tuple[int
     alpha = np.maximum(alpha, grown.astype(np.uint8) * 255)
     work_mask = Image.fromarray(grown_small.astype(np.uint8) * 255)
     return PreparedMask(grown, alpha, work_mask, work)
+
+
+def prepare_faces(selected: dict[int, np.ndarray], owner: np.ndarray | None, grow_px: int, feather_px: int,
+                  work: tuple[int, int]) -> dict[int, PreparedMask]:
+    """:func:`prepare` for each chosen face k (``selected[k]``: its pixels), kept off every other face.
+
+    Face k's grown mask and feathered alpha never reach another face's pixels: with an owner map, every pixel
+    owned by another face (chosen or not: editing face k must leave face j as it is); always, the pixels
+    selected for another chosen face. The one exception is a pixel selected for k itself (a stroke the user
+    painted for k over j): it is regenerated for k. Background (owner 0) is free to grow into.
+    """
+    out: dict[int, PreparedMask] = {}
+    for k, sel in selected.items():
+        others = np.zeros_like(sel) if owner is None else (owner != 0) & (owner != k)
+        for j, other in selected.items():
+            if j != k:
+                others |= other
+        blocked = others & ~sel
+        try:
+            prepared = prepare(sel, grow_px, feather_px, work)
+        except MaskError as err:
+            raise MaskError(f"face {k}: {err}") from None
+        if blocked.any():
+            grown = prepared.grown & ~blocked
+            alpha = np.where(blocked, 0, prepared.alpha).astype(np.uint8)
+            work_mask = Image.fromarray(grown.astype(np.uint8) * 255).resize(work, Image.BILINEAR)
+            prepared = PreparedMask(grown, alpha, work_mask, prepared.size)
+        out[k] = prepared
+    return out

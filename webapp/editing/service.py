@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,9 +26,10 @@ from PIL import Image
 from face_studio import __version__
 from face_studio.errors import UserError
 from face_studio.labels import LABEL2ID, NAMES
+from webapp.editing import faces as FC
 from webapp.editing.composite import composite
 from webapp.editing.fields import DEFAULT_FEATHER, DEFAULT_GROW, DEFAULT_STRENGTH, edit_fields
-from webapp.editing.masks import MaskError, mask_from_image, prepare, regions_to_mask
+from webapp.editing.masks import MaskError, mask_from_image, prepare, prepare_faces, regions_to_mask
 from webapp.generation import presets as P
 from webapp.generation.params import SAMPLER, validate, write_png
 from webapp.generation.params import a1111_text as params_text
@@ -171,6 +172,87 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     return out
 
 
+def edit_faces(service: GenerationService, image: Image.Image, req: EditRequest, faces: list[FC.FaceEdit], *,
+               labels: np.ndarray | None = None, owner: np.ndarray | None = None,
+               mask: Image.Image | np.ndarray | None = None, progress: ProgressFn | None = None,
+               cancel: threading.Event | None = None) -> EditResult:
+    """Regenerate chosen faces of ``image``, each with its own regions and prompt, in one job.
+
+    ``faces`` come from :func:`webapp.editing.faces.parse_faces` (numbered by detection score); ``labels`` and
+    ``owner`` are the image's face parse (needed for region names; ``owner`` also keeps each face's grown mask
+    off the other chosen faces); ``mask`` is face-numbered (value k = regenerate for face k, 0 = keep). One
+    inpaint per face, each from the original image with the same seed (so a face's result does not depend on
+    which other faces were chosen), composited in face-number order; every pixel outside all the faces'
+    feathered masks is a bit-exact copy of the input.
+    """
+    # 1. Check inputs before touching the GPU: the faces, each prompt (the request's by default), the masks.
+    service.owner.check_available()
+    if not faces:
+        raise MaskError("no face chosen: give faces as [{\"face\": 2, \"prompt\": \"…\"}], or edit without faces.")
+    faces = sorted(faces, key=lambda f: f.face)
+    base = req.prompt if isinstance(req.prompt, str) else ""
+    for f in faces:
+        if not (f.prompt or base).strip():
+            raise UserError(f"face {f.face} has no prompt: give it one (\"prompt\": \"…\") or set the "
+                            "request's prompt.")
+    req = check_request(replace(req, prompt=faces[0].prompt or base), service.default_preset)  # one seed
+    prompts = {f.face: check_request(replace(req, prompt=f.prompt or base)).prompt for f in faces}
+    image = image.convert("RGB")
+    FC.check_numbers(faces, FC.face_count(owner))
+    numbered = FC.numbered_mask(mask, image.size, faces) if mask is not None else None
+    selected = FC.selections(faces, image.size, labels=labels, owner=owner, mask=numbered)
+    # 2. Grow, check and feather each face at the working size, before the GPU lock.
+    work = working_size(*image.size)
+    prepared = prepare_faces(selected, owner, req.grow, req.feather, work)
+
+    # 3. One inpaint per face at SD3's working size (progress counts every face's steps).
+    pipe = service.inpaint_pipeline()
+    small = image.resize(work, Image.LANCZOS)
+    per_face = denoising_steps(req.steps, req.strength)
+    result, seconds = image, 0.0
+    for i, f in enumerate(faces):
+        step = None if progress is None else (
+            lambda done, _total, _i=i: progress(_i * per_face + done, per_face * len(faces)))
+        generated, took = _run(service, pipe, replace(req, prompt=prompts[f.face]), step, cancel, image=small,
+                               mask_image=prepared[f.face].work_mask, width=work[0], height=work[1])
+        # 4. Composite exactly: where this face's alpha is 0 the pixel is kept as it is.
+        result = composite(result, generated, prepared[f.face].alpha)
+        seconds += took
+
+    grown = np.logical_or.reduce([p.grown for p in prepared.values()])
+    alpha = np.maximum.reduce([p.alpha for p in prepared.values()])
+    names = sorted({n for f in faces for n in (*f.regions, *f.mask_regions)}, key=names_order)
+    record = _record(replace(req, prompt=prompts[faces[0].face]), mode="inpaint", regions=names,
+                     coverage=float(grown.mean()), work=work, model=service.owner.source, has_mask=mask is not None)
+    record["faces"] = [{"face": f.face, "prompt": prompts[f.face],
+                        "regions": sorted({*f.regions, *f.mask_regions}, key=names_order),
+                        "mask_coverage": round(float(prepared[f.face].grown.mean()), 4)} for f in faces]
+    out = EditResult(result, grown, alpha, req.seed, names, seconds, record=record)
+    out.path = save_edit(result, service.output_path(f"inpaint-{req.seed}"), record)
+    return out
+
+
+def edit_chosen_faces(service: GenerationService, parser_dir: str | Path, image: Image.Image, req: EditRequest,
+                      faces: list[FC.FaceEdit], *, regions: list[str] | None = None,
+                      mask: Image.Image | np.ndarray | None = None, face_map: str | Path | Image.Image | None = None,
+                      progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
+    """:func:`edit_faces` as the API and the CLI call it: faces without regions take ``regions``; the owner map
+    is ``face_map`` (the page's) when given, else the server's face parse, which also runs (the parser at
+    ``parser_dir``) when any face names regions."""
+    from face_studio.images import load_image
+
+    image = image.convert("RGB")
+    faces = FC.with_defaults(faces, list(regions or []))
+    owner = FC.owner_from_image(load_image(face_map, what="face map"), image.size) if face_map is not None else None
+    labels = None
+    if any(f.regions for f in faces):
+        found = FC.find_faces(parser_dir, image)
+        labels = found.labels
+        owner = found.owner if owner is None else owner
+    return edit_faces(service, image, req, faces, labels=labels, owner=owner, mask=mask, progress=progress,
+                      cancel=cancel)
+
+
 def restyle_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
     """Img2Img over the whole image with ``req.strength`` (0 keeps it, 1 replaces it), at the photo's
@@ -217,6 +299,8 @@ def a1111_text(record: dict) -> str:
     if record["mode"] == "inpaint":
         items.update({"Regions": "+".join(record["regions"]) or "painted mask", "Mask grow": record["grow"],
                       "Mask blur": record["feather"]})
+        if record.get("faces"):
+            items["Faces"] = "+".join(str(f["face"]) for f in record["faces"])
     if record.get("loras"):
         items["LoRA"] = ", ".join(f"{name}: {scale:g}" for name, scale in record["loras"])
     items["Version"] = record["version"]

@@ -44,7 +44,10 @@ def _endpoint(names: tuple[str, ...], run: Callable) -> Callable:
     def fn(*args):
         return run(args[:len(names)], progress=args[len(names)] if len(args) > len(names) else None)
 
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    # Every parameter after the image may be left out by gradio_client callers (its component's value or None
+    # is sent): a parameter added later (faces, face_map) does not break a call written before it.
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=inspect.Parameter.empty if i == 0 else None) for i, n in enumerate(names)]
     params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
     fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return fn
