@@ -59,7 +59,7 @@ if [ ! -f "$vendored" ] || [ package-lock.json -nt "$vendored" ]; then
   # The wheel redistributes these files: say what they are and under which licence.
   cp "$dist/../LICENSE" static/vendor/LICENSE-transformers.js.txt
   node -e 'for (const f of process.argv.slice(1)) { const p = require(f);
-    console.log(`${p.name} ${p.version}, ${p.license} licence: ${p.repository.url || p.repository}`) }' \
+    console.log(`${p.name} ${p.version}, ${p.license} licence: ${(p.repository && (p.repository.url || p.repository)) || p.homepage}`) }' \
     "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" "$PWD/node_modules/@mediapipe/face_detection/package.json" \
     > "$vendored.tmp" && mv "$vendored.tmp" "$vendored"
 fi
