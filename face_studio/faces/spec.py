@@ -43,7 +43,7 @@ class DetectorSpec:
     regressors: str  # output names (they differ between the two files)
     classificators: str
     layers: tuple[AnchorLayer, ...]
-    score_threshold: float  # MediaPipe's min_score_thresh for this model
+    score_threshold: float  # MediaPipe's graph value, for reference; the pipeline uses SCORE_THRESHOLD
 
     @property
     def num_anchors(self) -> int:
@@ -65,15 +65,20 @@ DETECTORS: dict[str, DetectorSpec] = {
 DETECTOR = "full"
 # "whole": the letterboxed image only. "tiles": also a pyramid of overlapping square tiles (TILE_LEVELS, each a
 # fraction of the image's longer side; a level is used only when its tile is at least the detector's input side,
-# so small pictures are never upsampled). Full-range finds a synthetic face when it spans ≥ 25 % of its input
-# (12/12; 17 %: 6/12), so a face at 5 % of the longer side needs tiles of ≤ 20-25 %; neighbours share half a tile,
-# so a face up to half a tile is whole in one of them.
+# so small pictures are never upsampled); neighbours share TILE_OVERLAP of a tile, so a face up to half a tile is
+# whole in one of them. Full-range finds a synthetic face picture spanning ≥ 25 % of its input (12/12; 17 %: 6/12).
+# bench/faces.py, 1920×1080 scenes, 70 faces (docs/faces.md): recall whole 0.09 → tiles 0.89 (every face picture of
+# 10 % of the width and up; 15/20 at 5 %), precision 1.00; a third level (0.15) found 20/20 at 5 % but runs the
+# detector 126 times a picture instead of 35.
 SMALL_FACES = "tiles"
-SMALL_FACES_REASON = "placeholder: measured in bench/faces.py"
+SMALL_FACES_REASON = ("full-range + tiles (0.5, 0.25): recall 0.89 vs 0.09 for the whole image alone, every face of "
+                      "≥ 3.7 % of the width, 35 detector runs on 1920×1080; short-range never beat full-range")
 TILE_LEVELS: tuple[float, ...] = (0.5, 0.25)
 TILE_OVERLAP = 0.5  # fraction of a tile shared with its neighbour
 
-SCORE_THRESHOLD = 0.6  # keep a detection at or above this sigmoid score
+# Keep a detection at or above this sigmoid score. MediaPipe's own default (min_detection_confidence); 0.6 (its
+# full-range graph) lost a sixth of the small faces in bench/faces.py with the same precision (1.00).
+SCORE_THRESHOLD = 0.5
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold; weighted NMS (blend the overlapping boxes by score)
 MAX_FACES = 20  # over it, keep the highest-scoring MAX_FACES and say so
 MIN_FACE_PX = 8  # boxes narrower than this (image px) are dropped: too small to parse
@@ -82,9 +87,10 @@ MIN_FACE_PX = 8  # boxes narrower than this (image px) are dropped: too small to
 # side = CROP_SCALE × max(w, h) (at most the image's longer side); centre = (cx, cy + CROP_SHIFT × h). Pixel edges:
 # x0 = floor(cx' − side/2 + 0.5), x1 = x0 + side (JS: Math.floor(v + 0.5), not Math.round/Python round, which
 # differ on halves). Measured: our synthetic faces' own pictures are 2.7 × the detected box (median of 29; σ 0.6),
-# centred 0.06 h below it; FFHQ/CelebA-HQ's alignment (eyes at ~47 % height, ~25 % of the side apart) gives
-# ~2.1 and −0.08 h. 2.4 and 0 sit between the two, so neither the real parser nor a synthetic one is far off.
-CROP_SCALE = 2.4
+# centred 0.06 h below it. bench/faces.py's parser (trained on those pictures), crop mIoU at 5/10/20 % of the width:
+# scale 2.0 → .088/.133/.114, 2.4 → .111/.165/.149, 2.7 → .123/.172/.158, 3.0 → .133/.176/.157; shift 0 vs +0.1 h
+# within .005. CelebA-HQ's alignment is close (the whole head, hair and neck; face box ~40 % of the side → ~2.5).
+CROP_SCALE = 2.7
 CROP_SHIFT = 0.0
 ROLL_UPRIGHT = False  # rolling crops upright by the eye keypoints: see docs/faces.md for why not
 
@@ -101,6 +107,7 @@ def faces_json() -> dict:
                              "num_anchors": d.num_anchors} for name, d in DETECTORS.items()},
         "keypoints": list(KEYPOINTS),
         "smallFaces": SMALL_FACES,
+        "smallFacesReason": SMALL_FACES_REASON,
         "tileLevels": list(TILE_LEVELS),
         "tileOverlap": TILE_OVERLAP,
         "scoreThreshold": SCORE_THRESHOLD,

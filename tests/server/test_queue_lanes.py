@@ -104,7 +104,7 @@ def test_parse_is_answered_while_the_gpu_queue_is_full(server, parser_dir, image
     try:
         def parse_client(i: int) -> list[np.ndarray]:
             client = Client(server.url, verbose=False)
-            return [np.asarray(Image.open(client.predict(handle_file(images[i]), "q8", api_name="/parse")[0]))
+            return [np.asarray(Image.open(client.predict(handle_file(images[i]), "q8", "off", api_name="/parse")[0]))
                     for _ in range(CALLS_EACH)]
 
         start = time.monotonic()
