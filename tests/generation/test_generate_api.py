@@ -137,9 +137,9 @@ def test_bad_inputs_are_clear_errors_and_the_server_keeps_serving(client, tiny_l
 
 
 def test_cancel_stops_the_job_at_the_next_step(server):
-    from webapp.generation.service import get_service
+    from webapp.backend import backend_for
 
-    service = get_service(server.settings)
+    service = backend_for(server.settings)
     before = set(service.output_dir.iterdir())
     steps_seen: list[int] = []
     client = Client(server.url, verbose=False)

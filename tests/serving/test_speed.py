@@ -45,10 +45,11 @@ def test_fp8_on_cpu_falls_back_to_eager_with_one_clear_line():
 def test_fp8_refused_service_keeps_generating_eagerly(settings_for):
     service = GenerationService(settings_for(speed="fp8", max_batch=1))
     result = service.generate(validate(**SMALL))
-    assert result.images[0].path.is_file()
+    assert result.images[0].image.size == (64, 64)
     assert service.owner.speed.mode == "eager"
     assert not is_compiled(service.owner.get().transformer)
-    assert "**speed** eager (--speed fp8 needs a CUDA GPU" in service.status_markdown()
+    status = service.status()
+    assert status["speed"] == "eager" and status["speed_note"].startswith("--speed fp8 needs a CUDA GPU")
 
 
 def test_torchao_failure_at_apply_falls_back_to_eager(settings_for, caplog):
@@ -102,7 +103,7 @@ def test_compile_mode_compiles_blocks_matches_eager_and_bounds_recompiles(settin
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     a, b = eager.generate(validate(**SMALL)), compiled.generate(validate(**SMALL))
-    assert max_diff(a.images[0].path, b.images[0].path) <= 1
+    assert max_diff(a.images[0].image, b.images[0].image) <= 1
     assert compiled.speed_status(64, 64) is None
     assert compiled.speed_status(96, 64) == RECOMPILE_STATUS
     compiled.generate(validate(**{**SMALL, "width": 96}))
@@ -112,4 +113,4 @@ def test_compile_mode_compiles_blocks_matches_eager_and_bounds_recompiles(settin
     c = compiled.generate(validate(**{**SMALL, "width": 128, "seed": 8}))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_two_sizes  # no third compile
     d = eager.generate(validate(**{**SMALL, "width": 128, "seed": 8}))
-    assert max_diff(c.images[0].path, d.images[0].path) <= 1
+    assert max_diff(c.images[0].image, d.images[0].image) <= 1

@@ -11,16 +11,11 @@ import gradio as gr
 from PIL import Image
 
 from face_studio.images import load_image
+from webapp.backend import backend_for
 from webapp.editing import fields as F
-from webapp.editing.service import EditRequest, edit_image, restyle_image
+from webapp.editing.service import EditRequest
 from webapp.errors import user_errors
 from webapp.settings import ServeSettings
-
-
-def _service(settings: ServeSettings):
-    from webapp.generation.service import get_service
-
-    return get_service(settings)
 
 
 def _progress_fn(progress: gr.Progress):
@@ -45,10 +40,10 @@ def inpaint_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Pro
         from webapp.parsing import get_parser
 
         labels = get_parser(settings.parser_dir).parse(photo)
-    # 2. Regenerate inside the mask; composite exactly outside it.
-    result = edit_image(_service(settings), photo, _request(v), mask=mask_img, regions=v["regions"],
-                        labels=labels, mask_regions=v["mask_regions"],
-                        progress=_progress_fn(progress) if progress else None)
+    # 2. Regenerate inside the mask (the pipeline call: here or on a Ray replica); composite exactly outside it.
+    result = backend_for(settings).inpaint(photo, _request(v), mask=mask_img, regions=v["regions"],
+                                           labels=labels, mask_regions=v["mask_regions"],
+                                           progress=_progress_fn(progress) if progress else None)
     return str(result.path), (photo, Image.open(result.path)), result.record
 
 
@@ -57,6 +52,5 @@ def restyle_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Pro
     """``restyle`` API (Img2Img over the whole image; ``values`` in :data:`fields.RESTYLE` order)."""
     v = F.check(F.RESTYLE, values)
     photo = load_image(v["image"], what="image")
-    result = restyle_image(_service(settings), photo, _request(v),
-                           progress=_progress_fn(progress) if progress else None)
+    result = backend_for(settings).restyle(photo, _request(v), progress=_progress_fn(progress) if progress else None)
     return str(result.path), (photo, Image.open(result.path)), result.record

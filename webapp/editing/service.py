@@ -35,7 +35,7 @@ from webapp.generation.params import a1111_text as params_text
 from webapp.generation.run import ProgressFn
 
 if TYPE_CHECKING:
-    from webapp.generation.service import GenerationService
+    from webapp.generation.jobs import PipelineRunner  # the backend: local or Ray (webapp.backend)
 
 WORK_PIXELS = 1024 * 1024  # SD3.5's native area; larger inputs are edited at this area and scaled back
 MIN_WORK_SIDE = 256
@@ -137,7 +137,7 @@ def select_mask(image: Image.Image, *, mask: Image.Image | np.ndarray | None = N
     return selected, names
 
 
-def edit_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
+def edit_image(service: PipelineRunner, image: Image.Image, req: EditRequest, *,
                mask: Image.Image | np.ndarray | None = None, regions: str | list[str] | None = None,
                labels: np.ndarray | None = None, mask_regions: list[str] | None = None,
                progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
@@ -147,7 +147,7 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     only recorded in the PNG.
     """
     # 1. Check inputs before touching the GPU.
-    service.owner.check_available()
+    service.check_available()
     req = check_request(req, service.default_preset)
     image = image.convert("RGB")
     selected, names = select_mask(image, mask=mask, regions=regions, labels=labels)
@@ -157,48 +157,46 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     prepared = prepare(selected, req.grow, req.feather, work)
     grown, alpha = prepared.grown, prepared.alpha
 
-    # 3. Run the inpaint pipeline at SD3's working size, sharing the Generate view's modules.
-    pipe = service.inpaint_pipeline()
-    generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
+    # 3. Run the inpaint pipeline at SD3's working size (here, or on a Ray replica: only this call goes there).
+    generated, seconds = _run(service, "inpaint", req, progress, cancel, image=image.resize(work, Image.LANCZOS),
                               mask_image=prepared.work_mask, width=work[0], height=work[1])
 
     # 4. Composite exactly and record how it was made.
     result = composite(image, generated, alpha)
     record = _record(req, mode="inpaint", regions=names, coverage=float(grown.mean()), work=work,
-                     model=service.owner.source, has_mask=mask is not None)
+                     model=service.model, has_mask=mask is not None)
     out = EditResult(result, grown, alpha, req.seed, names, seconds, record=record)
     out.path = save_edit(result, service.output_path(f"{record['mode']}-{req.seed}"), record)
     return out
 
 
-def restyle_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
+def restyle_image(service: PipelineRunner, image: Image.Image, req: EditRequest, *,
                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
     """Img2Img over the whole image with ``req.strength`` (0 keeps it, 1 replaces it), at the photo's
     working size (its aspect, ≤ 1 MP), which the record states."""
-    service.owner.check_available()
+    service.check_available()
     req = check_request(req, service.default_preset)
     image = image.convert("RGB")
     work = working_size(*image.size)
-    pipe = service.img2img_pipeline()
-    generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
+    generated, seconds = _run(service, "img2img", req, progress, cancel, image=image.resize(work, Image.LANCZOS),
                               width=work[0], height=work[1])
     result = generated.resize(image.size, Image.LANCZOS)
     full = np.ones((image.height, image.width), dtype=bool)
-    record = _record(req, mode="restyle", regions=[], coverage=1.0, work=work, model=service.owner.source,
+    record = _record(req, mode="restyle", regions=[], coverage=1.0, work=work, model=service.model,
                      has_mask=False)
     out = EditResult(result, full, full.astype(np.uint8) * 255, req.seed, [], seconds, record=record)
     out.path = save_edit(result, service.output_path(f"{record['mode']}-{req.seed}"), record)
     return out
 
 
-def _run(service: GenerationService, pipe, req: EditRequest, progress: ProgressFn | None,
+def _run(service: PipelineRunner, kind: str, req: EditRequest, progress: ProgressFn | None,
          cancel: threading.Event | None, **inputs) -> tuple[Image.Image, float]:
-    """One image through the shared SD run (:meth:`GenerationService.run`)."""
+    """One image through the backend's SD run on the pipeline of ``kind`` (``PipelineRunner.run_pipeline``)."""
     steps = denoising_steps(req.steps, req.strength)
     call = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None, num_inference_steps=req.steps,
                 strength=req.strength, guidance_scale=req.guidance, max_sequence_length=req.max_sequence_length,
                 **inputs)
-    out = service.run(pipe, call, [req.seed], steps=steps, loras=req.loras, progress=progress, cancel=cancel)
+    out = service.run_pipeline(kind, call, [req.seed], steps=steps, loras=req.loras, progress=progress, cancel=cancel)
     return out.images[0], out.seconds
 
 

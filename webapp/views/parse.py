@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -17,17 +16,16 @@ from PIL import Image
 
 from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
 from face_studio.preprocess import input_size, overlay
+from webapp.backend import backend_for
 from webapp.errors import user_errors
 from webapp.parsing import (
     DEFAULT_DTYPE,
     DTYPES,
     area_summary,
     available_dtypes,
-    get_parser,
     missing_export_message,
 )
 from webapp.routes import ASSETS_PATH, PARSER_PATH, live_parser_model_id, parser_model_id
-from webapp.serving.remote import remote_parser
 from webapp.settings import ServeSettings
 
 CSS_URL = f"{ASSETS_PATH}/css/parse.css"
@@ -96,23 +94,18 @@ def parse_run(file: str | None, dtype: str, settings: ServeSettings):
     """The ``parse`` API: image file → (label-map PNG, overlay, summary). User errors become ``gr.Error``."""
     # 1. Check inputs: a real, not-too-large image and a known dtype.
     image = load_image(file, what="image")
-    parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
-              else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider))
-    # 2. Run the shared ONNX Runtime session (loaded on first use).
-    load_start = time.perf_counter()
-    providers = parser.providers
-    load_ms = (time.perf_counter() - load_start) * 1000
-    result = parser.parse_batch([image])[0]
+    # 2. Run the shared ONNX Runtime session (loaded on first use), here or on a Ray replica (--ray).
+    reply = backend_for(settings).parse(image, dtype or DEFAULT_DTYPE)
     # 3. Outputs: the label map (pixel = class id, mode L), the overlay and what it took.
-    labels = result.labels
+    labels = reply.result.labels
     summary = {
         "width": image.width,
         "height": image.height,
-        "backend": f"server · ONNX Runtime ({providers[0].removesuffix('ExecutionProvider')})",
-        "dtype": parser.dtype,
+        "backend": f"server · ONNX Runtime ({reply.providers[0].removesuffix('ExecutionProvider')})",
+        "dtype": reply.dtype,
         "area_percent": area_summary(labels),
-        "timings_ms": {"load": round(load_ms, 2),
-                       **{k: round(v, 2) for k, v in result.timings.items()}},
+        "timings_ms": {"load": round(reply.load_ms, 2),
+                       **{k: round(v, 2) for k, v in reply.result.timings.items()}},
     }
     return Image.fromarray(labels), overlay(image, labels, OVERLAY_OPACITY), summary
 
