@@ -16,9 +16,10 @@ import gradio as gr
 from face_studio.errors import UserError
 from webapp.backend import Backend, BackendStatus, backend_for
 from webapp.errors import user_errors
+from webapp.fields import Field, api_description
 from webapp.generation import presets as P
 from webapp.generation.loras import NO_LORA
-from webapp.generation.params import read_png_parameters
+from webapp.generation.params import GENERATE, generate_fields, read_png_parameters
 from webapp.settings import ServeSettings
 
 CUSTOM_ASPECT = "custom"
@@ -161,6 +162,16 @@ SEND_TO_EDIT_JS = """async () => {
 }"""
 
 
+GENERATE_SUMMARY = ("Text to image with SD3.5: the images (PNGs carrying their parameters), the seed used (image i "
+                    "used seed + i) and the parameters as AUTOMATIC1111-style text.")
+
+
+def _number(field: Field, interactive: bool) -> gr.Number:
+    """A number input from its field record (label, default, step; whole numbers shown without decimals)."""
+    return gr.Number(field.default, label=field.label, step=field.step, interactive=interactive,
+                     precision=0 if field.kind == "int" and field.name == "seed" else None)
+
+
 def build(settings: ServeSettings) -> None:
     """Lay out the Generate tab inside the current Blocks."""
     backend = backend_for(settings)  # this machine, or Ray Serve replicas (--ray): the same interface
@@ -169,31 +180,32 @@ def build(settings: ServeSettings) -> None:
     h = make_handlers(backend)
     reason = backend.unavailable_reason
     enabled = reason is None
-    steps0, guidance0 = generate_preset_defaults(backend.default_preset)
+    fields = generate_fields(backend.default_preset)  # labels, defaults, steps; the server checks the same records
 
     if reason:
         gr.Markdown(f"**Generation is off on this server.** {html.escape(reason)}", elem_id="generate-unavailable")
     status = gr.Markdown(status_markdown(backend.status()), elem_id="generate-status")
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a portrait photo of …", interactive=enabled)
-            negative = gr.Textbox(label="Negative prompt", lines=2, interactive=enabled)
+            prompt = gr.Textbox(label=fields["prompt"].label, lines=3, placeholder="a portrait photo of …",
+                                interactive=enabled)
+            negative = gr.Textbox(label=fields["negative_prompt"].label, lines=2, interactive=enabled)
             with gr.Row():
-                preset = gr.Dropdown(list(P.PRESET_NAMES), value=backend.default_preset, label="Model preset",
+                preset = gr.Dropdown(list(fields["preset"].choices), value=fields["preset"].default,
+                                     label=fields["preset"].label,
                                      allow_custom_value=True, interactive=enabled,
                                      info="sets steps, guidance, size range and skip-layer guidance")
-                seq_len = gr.Dropdown(list(P.SEQ_LENGTHS), value=P.DEFAULT_SEQ_LENGTH, label="T5 max tokens",
-                                      allow_custom_value=True, interactive=enabled)
+                seq_len = gr.Dropdown(list(fields["max_sequence_length"].choices),
+                                      value=fields["max_sequence_length"].default,
+                                      label=fields["max_sequence_length"].label, allow_custom_value=True,
+                                      interactive=enabled)
             with gr.Row():
-                steps = gr.Number(steps0, label=f"Steps ({P.MIN_STEPS}–{P.MAX_STEPS})", step=1, interactive=enabled)
-                guidance = gr.Number(guidance0, label="Guidance (CFG)", step=0.1, interactive=enabled)
-                num_images = gr.Number(1, label=f"Images per run (1–{P.MAX_IMAGES})", step=1, interactive=enabled)
+                steps, guidance, num_images = (_number(fields[n], enabled) for n in ("steps", "guidance", "num_images"))
             with gr.Row():
                 aspect = gr.Dropdown([*P.ASPECTS, CUSTOM_ASPECT], value="1:1", label="Aspect", interactive=enabled)
-                width = gr.Number(1024, label="Width", step=P.SIZE_MULTIPLE, interactive=enabled)
-                height = gr.Number(1024, label="Height", step=P.SIZE_MULTIPLE, interactive=enabled)
+                width, height = _number(fields["width"], enabled), _number(fields["height"], enabled)
             with gr.Row():
-                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, interactive=enabled)
+                seed = _number(fields["seed"], enabled)
                 random_seed = gr.Button("🎲 Random", size="sm", interactive=enabled)
                 reuse_seed = gr.Button("♻️ Reuse last", size="sm", interactive=enabled)
             with gr.Row():
@@ -204,31 +216,35 @@ def build(settings: ServeSettings) -> None:
                               type="filepath", elem_id="generate-png")
             with gr.Row():
                 # allow_custom_value: an unknown name gets our message (the names allowed), not Gradio's
-                lora = gr.Dropdown(generate_lora_choices(backend), value=NO_LORA, label="LoRA",
+                lora = gr.Dropdown(generate_lora_choices(backend), value=NO_LORA, label=fields["lora"].label,
                                    allow_custom_value=True, interactive=enabled and bool(backend.lora_names),
                                    elem_id="generate-lora",
                                    info="for this run only; the server's operator chooses which are offered"
                                    if backend.lora_names else "none offered (serve --lora FILE / --lora-dir DIR)")
-                lora_scale = gr.Number(None, label="LoRA scale (empty: the server's)", step=0.05,
-                                       interactive=enabled and bool(backend.lora_names))
+                lora_scale = _number(fields["lora_scale"], enabled and bool(backend.lora_names))
         with gr.Column(scale=4):
+            # interactive=False: results only, no "Drop Media Here" upload invite
             images = gr.Gallery(label="Images", format="png", columns=2, height=560, object_fit="contain",
-                                elem_id="generate-images")
+                                elem_id="generate-images", interactive=False)
             to_edit = gr.Button("✎ Edit this image (pick regions to regenerate)", size="sm", elem_id="generate-to-edit")
-            seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+            seed_used = gr.Number(label="Seed used", precision=0, interactive=False, elem_id="generate-seed-used",
+                                  placeholder="set by a run")  # empty, not "0", before the first run
             parameters = gr.Textbox(label="Parameters", lines=4, interactive=False)
             session_gallery = gr.Gallery(label="This session", columns=6, height=220, object_fit="cover",
-                                         preview=False, elem_id="generate-session")
+                                         preview=False, elem_id="generate-session", interactive=False)
     session = gr.State([])
 
     # Generate: one job per GPU at a time; the rest queue (bounded by the server) and see their position.
+    by_name = dict(prompt=prompt, negative_prompt=negative, preset=preset, steps=steps, guidance=guidance, width=width,
+                   height=height, seed=seed, num_images=num_images, max_sequence_length=seq_len, lora=lora,
+                   lora_scale=lora_scale)
     gen_event = run.click(
         h.generate,
-        inputs=[prompt, negative, preset, steps, guidance, width, height, seed, num_images, seq_len, lora,
-                lora_scale],
+        inputs=[by_name[name] for name in GENERATE],  # the API's positional order, from the field records
         outputs=[images, seed_used, parameters],
         api_name="generate",
         show_progress_on=images,  # one bar (steps, queue position) over the images
+        api_description=api_description(GENERATE_SUMMARY, fields, GENERATE),
         # one job per GPU; with the batched queue (or Ray replicas) as many as can run or share a batch at once
         concurrency_id=backend.lane("generate").concurrency_id,
         concurrency_limit=backend.lane("generate").limit,

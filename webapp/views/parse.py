@@ -18,6 +18,7 @@ from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
 from face_studio.preprocess import input_size, overlay
 from webapp.backend import backend_for
 from webapp.errors import user_errors
+from webapp.fields import Field, api_description, endpoint_json
 from webapp.parsing import (
     DEFAULT_DTYPE,
     DTYPES,
@@ -33,6 +34,11 @@ HEAD = f'<link rel="stylesheet" href="{CSS_URL}">'
 MOUNT_JS = f"import('{ASSETS_PATH}/js/parse-view.js').then((m) => m.mount(element));"
 OVERLAY_OPACITY = 0.5
 PARSE_CONCURRENCY_ID = "parse"  # a queue lane of its own (webapp.app.setup_queue): never behind GPU jobs
+# The parse API's parameters (positional order) and their records: the page config and API docs come from them.
+PARSE = ("file", "dtype")
+PARSE_FIELDS = {f.name: f for f in (Field("file", "file", "Image"),
+                                    Field("dtype", "choice", "ONNX dtype", DEFAULT_DTYPE, choices=tuple(DTYPES)))}
+PARSE_SUMMARY = "Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary."
 LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jonathandinu/face-parsing "
                "--images YOUR_PHOTOS --student mit-b0 --size 256 --out student`, "
                "`face-studio export --model student --out live`, "
@@ -79,8 +85,7 @@ def page_config(settings: ServeSettings) -> dict:
         "vendorUrl": f"{ASSETS_PATH}/vendor/",
         "workerUrl": f"{ASSETS_PATH}/js/worker.js",
         # The server `parse` API for static/js/api-client.js: its name and parameters, in order.
-        "api": {"parse": {"api": "parse", "fields": [{"name": "file", "kind": "file"},
-                                                     {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE}]}},
+        "api": {"parse": endpoint_json("parse", PARSE_FIELDS, PARSE)},
         "inputSize": input_size(parser_dir),
         "live": live,
         "liveMissing": live_missing_note(settings, live),
@@ -125,8 +130,9 @@ def build(settings: ServeSettings) -> None:
 
     # The server endpoint (hidden components; the page and gradio_client call it as "parse").
     with gr.Group(visible=False):
-        parse_file = gr.File(label="Image", type="filepath")
-        parse_dtype = gr.Dropdown(list(DTYPES), value=DEFAULT_DTYPE, label="ONNX dtype")
+        parse_file = gr.File(label=PARSE_FIELDS["file"].label, type="filepath")
+        parse_dtype = gr.Dropdown(list(PARSE_FIELDS["dtype"].choices), value=PARSE_FIELDS["dtype"].default,
+                                  label=PARSE_FIELDS["dtype"].label)
         parse_label_map = gr.Image(label="Label map (pixel = class id)", type="pil", format="png")
         parse_overlay = gr.Image(label="Overlay", type="pil", format="png")
         parse_summary = gr.JSON(label="Summary")
@@ -138,5 +144,5 @@ def build(settings: ServeSettings) -> None:
         api_name="parse",
         concurrency_id=PARSE_CONCURRENCY_ID,
         concurrency_limit=settings.parse_workers,
-        api_description="Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary.",
+        api_description=api_description(PARSE_SUMMARY, PARSE_FIELDS, PARSE),
     )
