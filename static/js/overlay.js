@@ -1,5 +1,5 @@
 // Drawing a label map: colour overlay over the photo (background stays uncoloured, as in
-// webapp/preprocess.py::overlay), per-class visibility, one isolated class, colour mask and cut-out.
+// face_studio/preprocess.py::overlay), per-class visibility, one isolated class, colour mask and cut-out.
 
 const DIM = 0.35; // brightness of what is outside the isolated class
 
