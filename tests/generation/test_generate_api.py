@@ -133,7 +133,8 @@ def test_bad_inputs_are_clear_errors_and_the_server_keeps_serving(client, tiny_l
     assert case.expect in str(err.value)
     assert str(tiny_lora.parent) not in str(err.value).replace(str(case.kwargs.get("lora")), "")
     images, _, _ = generate(client)  # the next request is served
-    assert Image.open(images[0]["image"]).size == (64, 64)
+    with Image.open(images[0]["image"]) as image:
+        assert image.size == (64, 64)
 
 
 def test_cancel_stops_the_job_at_the_next_step(server):
