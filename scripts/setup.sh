@@ -43,24 +43,29 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# 3. Browser vendor files: transformers.js + ONNX Runtime Web, pinned by package-lock.json, copied
+# 3. Browser vendor files: transformers.js + ONNX Runtime Web, and Gradio's JS client (@gradio/client's
+#    self-contained browser build, used by static/js/api-client.js), pinned by package-lock.json, copied
 #    into static/vendor/ (served by our server, shipped in the wheel; never a CDN). The ORT builds are the
 #    two static/js/worker.js loads: plain (WASM) and asyncify (WebGPU). onnxruntime-node's install script
 #    reaches a host we don't need, so it is skipped.
 vendored=static/vendor/THIRD-PARTY.txt  # written last: its presence means the vendoring finished
 if [ ! -f "$vendored" ] || [ package-lock.json -nt "$vendored" ]; then
-  log "npm ci (transformers.js) and vendoring into static/vendor/"
+  log "npm ci (transformers.js, @gradio/client) and vendoring into static/vendor/"
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
   rm -rf static/vendor && mkdir -p static/vendor
   dist=node_modules/@huggingface/transformers/dist
   ort=node_modules/onnxruntime-web/dist
   [ -d "$dist/../node_modules/onnxruntime-web/dist" ] && ort="$dist/../node_modules/onnxruntime-web/dist"
+  gradio_client=node_modules/@gradio/client
   cp "$dist/transformers.min.js" "$ort"/ort-wasm-simd-threaded{,.asyncify}.{mjs,wasm} static/vendor/
+  cp "$gradio_client/dist/browser.js" static/vendor/gradio-client.js
   # The wheel redistributes these files: say what they are and under which licence.
   cp "$dist/../LICENSE" static/vendor/LICENSE-transformers.js.txt
+  cp "$gradio_client/LICENSE" static/vendor/LICENSE-gradio-client.txt
   node -e 'for (const f of process.argv.slice(1)) { const p = require(f);
     console.log(`${p.name} ${p.version}, ${p.license} licence: ${(p.repository && (p.repository.url || p.repository)) || p.homepage || `https://www.npmjs.com/package/${p.name}`}`) }' \
-    "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" "$PWD/node_modules/@mediapipe/face_detection/package.json" \
+    "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" "$PWD/$gradio_client/package.json" \
+    "$PWD/node_modules/@mediapipe/face_detection/package.json" \
     > "$vendored.tmp"  # a failure here stops the set-up (set -e), rather than leaving the marker unwritten
   mv "$vendored.tmp" "$vendored"
 fi

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import gradio as gr
 
-from webapp.generation.service import GPU_LANE_IDS
+from webapp.backend import GPU_LANE_IDS
 from webapp.queue_limits import PRIOR_SECONDS_PER_WORK, Lane, LaneQueue, gpu_work, install_queue
 from webapp.settings import ServeSettings
 from webapp.views import edit as edit_view

@@ -10,7 +10,10 @@ FastAPI app from ``app_kwargs``, into which we put
 * static mounts served by :class:`StaticFolder` (explicit MIME types, a real 404 for a missing file, which
   transformers.js needs to tell "absent" from "error"): ``/studio/`` → ``static/`` (our ES modules,
   vendored transformers.js and ORT wasm, labels) and ``/parser/<model id>/`` → the export folder (and, with
-  ``--live-parser``, ``/parser/live-<hash>/`` → the live parser's export).
+  ``--live-parser``, ``/parser/live-<hash>/`` → the live parser's export);
+* two operator endpoints: ``GET /healthz`` (liveness: 200 ``ok``, no login, says nothing else) and
+  ``GET /status`` (JSON: backend, replicas, SD pipelines in this process, queue lengths per lane, jobs
+  served per endpoint; behind ``--auth`` like everything else).
 
 ``launch`` (not ``gr.mount_gradio_app``) because Gradio 6 only opens a share link from ``launch``.
 """
@@ -20,17 +23,19 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 from starlette.middleware import Middleware
-from starlette.responses import PlainTextResponse
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.app import build_app, launch_assets, setup_queue
+from webapp.backend import backend_for, forget
 from webapp.errors import install_visitor_errors
 from webapp.gradio_cache import install_atomic_cache_writes
 from webapp.login_limit import LOGIN_MESSAGE, LoginBackoff, LoginRateLimit
@@ -113,11 +118,47 @@ class StaticFolder(StaticFiles):
         return response
 
 
+async def healthz(request: Request) -> Response:
+    """Liveness for load balancers and Kubernetes probes: the process answers HTTP. Reveals nothing."""
+    return PlainTextResponse("ok")
+
+
+STATUS_FIELDS = ("backend", "replicas", "front_end_pipelines", "loaded", "device", "memory_mode", "speed", "served")
+
+
+def status_json(settings: ServeSettings, blocks: object | None) -> dict:
+    """``GET /status``: what serves (``backend`` "local" or "ray", ``replicas``, ``front_end_pipelines`` —
+    SD pipelines loaded in this process, 0 under Ray), ``queues`` (events waiting and running per lane) and
+    ``served`` (jobs finished per endpoint). No paths, no model location, no user data."""
+    status = asdict(backend_for(settings).status())
+    out = {key: status[key] for key in STATUS_FIELDS}
+    out["generation_available"] = status["unavailable"] is None
+    out["queues"] = queue_lengths(getattr(blocks, "_queue", None))
+    return out
+
+
+def queue_lengths(queue: object | None) -> dict[str, dict[str, int]]:
+    """Per Gradio concurrency id (lane): events ``waiting`` and ``running``."""
+    lanes = getattr(queue, "event_queue_per_concurrency_id", None) or {}
+    return {lane: {"waiting": len(q.queue), "running": q.current_concurrency} for lane, q in sorted(lanes.items())}
+
+
+def status_route(settings: ServeSettings) -> ASGIApp:
+    async def status(scope: Scope, receive: Receive, send: Send) -> None:
+        gradio_app = scope.get("app")
+        blocks = getattr(gradio_app, "blocks", None)
+        await JSONResponse(status_json(settings, blocks))(scope, receive, send)
+
+    return RequireLogin(status)
+
+
 def app_kwargs(settings: ServeSettings) -> dict:
     """FastAPI keyword arguments for Gradio's app: the isolation middleware, the wrong-login back-off and our
     static mounts (assets, the parser, and the live parser when there is one)."""
     model_id = parser_model_id(Path(settings.parser_dir))
     routes = [
+        Route("/healthz", healthz, methods=["GET"], name="healthz"),
+        Route("/status", status_route(settings), methods=["GET"], name="status"),
         Mount(ASSETS_PATH, app=RequireLogin(StaticFolder(directory=STATIC_DIR)), name="assets"),
         Mount(f"{PARSER_PATH}/{model_id}",
               app=RequireLogin(StaticFolder(directory=settings.parser_dir, check_dir=False)), name="parser"),
@@ -190,6 +231,7 @@ class ServerHandle:
         if not self._closed.is_set():
             self._closed.set()
             self.demo.close()  # type: ignore[attr-defined]
+            forget(self.settings)  # its backend (and loaded pipeline) goes with it
 
     def __enter__(self) -> ServerHandle:
         return self

@@ -1,4 +1,4 @@
-// Turn a user's file into RGBA pixels, with the same refusals as webapp/images.py: empty, not an image,
+// Turn a user's file into RGBA pixels, with the same refusals as face_studio/images.py: empty, not an image,
 // too large (checked from the header, before decoding: a 20000×20000 PNG must never be decoded), corrupt.
 
 import { pngDamage } from './png.js';

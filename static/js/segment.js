@@ -1,4 +1,4 @@
-// Pre- and post-processing for the face parser, browser side: the JS twin of webapp/preprocess.py.
+// Pre- and post-processing for the face parser, browser side: the JS twin of face_studio/preprocess.py.
 // A test holds the two to the same label map.
 //
 // Pre: resize RGBA pixels to 512×512 exactly as Pillow's BILINEAR resize does (separable triangle filter,
@@ -112,7 +112,7 @@ export function toPixelValues(rgba, width, height, size = INPUT_SIZE) {
   return out;
 }
 
-// Half-pixel centres (align_corners=False), as webapp/preprocess.py::_resize_weights.
+// Half-pixel centres (align_corners=False), as face_studio/preprocess.py::_resize_weights.
 function resizeWeights(nIn, nOut) {
   const lo = new Int32Array(nOut), hi = new Int32Array(nOut), frac = new Float32Array(nOut);
   for (let i = 0; i < nOut; i++) {

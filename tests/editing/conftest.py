@@ -26,9 +26,9 @@ def edit_settings(tiny_sd3_dir: Path, tiny_export_dir: Path, tmp_path_factory) -
 
 @pytest.fixture(scope="session")
 def edit_service(edit_settings: ServeSettings):
-    from webapp.generation.service import get_service
+    from webapp.backend import backend_for
 
-    return get_service(edit_settings)
+    return backend_for(edit_settings)  # the single box's backend: what edit_image runs on
 
 
 @pytest.fixture(scope="session")

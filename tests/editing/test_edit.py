@@ -69,13 +69,13 @@ def test_grow_shrink_and_feather() -> None:
 
 
 def test_inpaint_reuses_the_generate_pipeline_modules(edit_service) -> None:
-    base = edit_service.owner.get()
-    inpaint = edit_service.inpaint_pipeline()
-    img2img = edit_service.img2img_pipeline()
+    base = edit_service.service.owner.get()
+    inpaint = edit_service.service.pipeline("inpaint")
+    img2img = edit_service.service.pipeline("img2img")
     for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
         assert getattr(inpaint, name) is getattr(base, name), name
         assert getattr(img2img, name) is getattr(base, name), name
-    assert edit_service.inpaint_pipeline() is inpaint  # built once
+    assert edit_service.service.pipeline("inpaint") is inpaint  # built once
 
 
 def test_restyle_changes_the_whole_image(edit_service, portrait) -> None:
@@ -155,7 +155,7 @@ def test_restyle_runs_at_the_photos_working_size(edit_service) -> None:
     work = working_size(*photo.size)
     assert work == (512, 256)
     decoded: list[tuple[int, int]] = []  # (width, height) of every image the VAE decoded
-    vae = edit_service.img2img_pipeline().vae
+    vae = edit_service.service.pipeline("img2img").vae
     hook = vae.decoder.register_forward_hook(lambda _m, _i, out: decoded.append((out.shape[-1], out.shape[-2])))
     try:
         result = restyle_image(edit_service, photo, EditRequest(prompt="oil painting", strength=0.5, **FAST))
@@ -195,7 +195,7 @@ def test_mask_preparation_runs_off_the_gpu_lock(edit_service, portrait, hair_lab
 
     from webapp.editing import service as edit_service_module
 
-    lock = edit_service.owner.lock
+    lock = edit_service.service.owner.lock
     free: list[bool] = []
 
     def probe() -> None:  # from another thread: the lock is an RLock, so the caller's own thread can't tell

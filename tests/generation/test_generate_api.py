@@ -150,13 +150,14 @@ def test_bad_inputs_are_clear_errors_and_the_server_keeps_serving(server, client
     assert case.expect in message and "preprocess" not in message
     assert str(tiny_lora.parent) not in message.replace(str(case.kwargs.get("lora")), "")
     images, _, _ = generate(client)  # the next request is served
-    assert Image.open(images[0]["image"]).size == (64, 64)
+    with Image.open(images[0]["image"]) as image:
+        assert image.size == (64, 64)
 
 
 def test_cancel_stops_the_job_at_the_next_step(server):
-    from webapp.generation.service import get_service
+    from webapp.backend import backend_for
 
-    service = get_service(server.settings)
+    service = backend_for(server.settings)
     before = set(service.output_dir.iterdir())
     steps_seen: list[int] = []
     client = Client(server.url, verbose=False)

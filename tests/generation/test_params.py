@@ -71,8 +71,10 @@ def test_numbers_arrive_as_floats_or_strings_from_the_page():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(steps=2.5), "steps must be a whole number"),
-    (dict(steps="many"), "steps must be a whole number, got 'many'"),
-    (dict(guidance=float("nan")), "guidance must be a finite number"),
+    (dict(steps="many"), "steps must be a whole number between 1 and 150, got 'many'"),
+    (dict(guidance=float("nan")), "guidance must be a number between 0 and 30, got nan"),
+    (dict(seed=-5), "seed must be between -1 and 4294967295, got -5: -1 picks a random seed"),
+    (dict(steps=200), "steps must be between 1 and 150, got 200: Custom is made for 28"),
     (dict(width=None), "width must be a whole number"),
     (dict(width=32, height=64), "width must be between 64 and 2048"),
     (dict(preset="Medium", width=2048, height=2048), "Medium works between 0.25 and 2 MP"),

@@ -16,6 +16,7 @@ from PIL import Image
 from face_studio.errors import UserError
 from tests.generation.bad_inputs import SERVE_BAD_INPUTS
 from tests.generation.conftest import build_tiny_lora
+from webapp.backend.local import LocalBackend
 from webapp.generation.loras import LoraCatalog, locate
 from webapp.generation.params import validate
 from webapp.generation.pipeline import (
@@ -36,8 +37,15 @@ def service_for(folder, tmp_path, **settings) -> GenerationService:
     return GenerationService(ServeSettings(sd_model=str(folder), output_dir=tmp_path / "out", **settings))
 
 
+def backend_for_test(folder, tmp_path, **settings) -> LocalBackend:
+    """The single box's backend (checks raw inputs, picks the LoRA by name, writes the PNGs)."""
+    settings = {"device": "cpu", **settings}
+    return LocalBackend(ServeSettings(sd_model=str(folder), output_dir=tmp_path / "out", **settings))
+
+
 def first_pixels(result) -> np.ndarray:
-    return np.asarray(Image.open(result.images[0].path))
+    image = result.images[0]
+    return np.asarray(Image.open(image.path) if image.path else image.image)
 
 
 def test_loads_lazily_once_and_reports_steps(tiny_sd3_dir, tmp_path):
@@ -49,8 +57,12 @@ def test_loads_lazily_once_and_reports_steps(tiny_sd3_dir, tmp_path):
     pipe = service.owner.get()
     service.generate(validate(**SMALL))
     assert service.owner.get() is pipe  # loaded once, kept
-    assert result.images[0].path.parent == tmp_path / "out"
-    assert "loaded" in service.status_markdown()
+    assert result.images[0].path is None  # the service writes no file: the backend does
+    assert service.status()["loaded"]
+    backend = backend_for_test(tiny_sd3_dir, tmp_path)
+    saved = backend.generate(**SMALL).images[0]
+    assert saved.path.parent == tmp_path / "out" and saved.path.name.endswith("-3.png")
+    assert np.array_equal(np.asarray(Image.open(saved.path)), first_pixels(result))  # the PNG holds the image
 
 
 def test_no_t5_mode_drops_the_t5_encoder(tiny_sd3_dir, tmp_path):
@@ -60,7 +72,7 @@ def test_no_t5_mode_drops_the_t5_encoder(tiny_sd3_dir, tmp_path):
     a, b = full.generate(validate(**SMALL)), no_t5.generate(validate(**SMALL))
     assert first_pixels(a).shape == first_pixels(b).shape == (64, 64, 3)
     assert not np.array_equal(first_pixels(a), first_pixels(b))  # the T5 embedding mattered
-    assert "no-t5" in no_t5.status_markdown()
+    assert no_t5.status()["memory_mode"] == "no-t5"
 
 
 def test_fp8_mode_stores_transformer_weights_in_float8(tiny_sd3_dir, tmp_path):
@@ -114,11 +126,11 @@ def test_lora_dir_offers_every_file_by_name_with_per_request_scales(tiny_sd3_dir
     folder = tmp_path / "loras"
     build_tiny_lora(tiny_sd3_dir, folder, seed=1, name="ink")
     build_tiny_lora(tiny_sd3_dir, folder, seed=2, name="watercolour v2")
-    service = service_for(tiny_sd3_dir, tmp_path, lora_dirs=[folder])
+    service = backend_for_test(tiny_sd3_dir, tmp_path, lora_dirs=[folder])
     assert service.lora_names == ["ink", "watercolour_v2"]
 
     def make(lora=None, scale=None):
-        return first_pixels(service.generate_from_inputs(**SMALL, lora=lora, lora_scale=scale))
+        return first_pixels(service.generate(**SMALL, lora=lora, lora_scale=scale))
 
     base, ink, water, ink_neg = make(), make("ink"), make("watercolour_v2"), make("ink", -1)
     for a, b in itertools.combinations((base, ink, water, ink_neg), 2):
@@ -127,25 +139,25 @@ def test_lora_dir_offers_every_file_by_name_with_per_request_scales(tiny_sd3_dir
 
 
 def test_unknown_lora_name_lists_the_allowed_names_and_no_path(tiny_sd3_dir, tiny_lora, tmp_path):
-    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 1.0)])
+    service = backend_for_test(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 1.0)])
     for asked in ("/etc/passwd", str(tiny_lora), "../tiny_style", "nope"):
         with pytest.raises(UserError) as err:
-            service.generate_from_inputs(**SMALL, lora=asked)
+            service.generate(**SMALL, lora=asked)
         message = str(err.value)
         assert message == f"no LoRA named {asked!r}; choose one of: tiny_style."
         assert str(tiny_lora.parent) not in message.replace(asked, "")
-    bare = service_for(tiny_sd3_dir, tmp_path / "bare")
+    bare = backend_for_test(tiny_sd3_dir, tmp_path / "bare")
     with pytest.raises(UserError, match="this server allows none"):
-        bare.generate_from_inputs(**SMALL, lora="tiny_style")
+        bare.generate(**SMALL, lora="tiny_style")
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
 @pytest.mark.parametrize("scale, message", [("big", "must be a number"), (float("inf"), "between -10 and 10"),
                                             (True, "must be a number")])
 def test_lora_scale_is_checked(tiny_sd3_dir, tiny_lora, tmp_path, scale, message):
-    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 1.0)])
+    service = backend_for_test(tiny_sd3_dir, tmp_path, loras=[(str(tiny_lora), 1.0)])
     with pytest.raises(UserError, match=message):
-        service.generate_from_inputs(**SMALL, lora="tiny_style", lora_scale=scale)
+        service.generate(**SMALL, lora="tiny_style", lora_scale=scale)
 
 
 @pytest.mark.parametrize("make, message", [
@@ -163,13 +175,12 @@ def test_operator_lora_options_are_checked_at_start(tmp_path, make, message):
 def test_edit_pipelines_share_the_loaded_modules(tiny_sd3_dir, tmp_path):
     service = service_for(tiny_sd3_dir, tmp_path)
     pipe = service.owner.get()
-    inpaint = service.inpaint_pipeline()
-    img2img = service.img2img_pipeline()
+    inpaint = service.pipeline("inpaint")
+    img2img = service.pipeline("img2img")
     for other in (inpaint, img2img):
         assert other.transformer is pipe.transformer and other.vae is pipe.vae
         assert other.text_encoder_3 is pipe.text_encoder_3
-    assert service.inpaint_pipeline() is inpaint  # built once
-    assert set(service.components()) >= {"transformer", "vae", "text_encoder", "tokenizer_3", "scheduler"}
+    assert service.pipeline("inpaint") is inpaint and service.pipeline("text2img") is pipe  # built once
     image = Image.new("RGB", (64, 64), "gray")
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (16, 16, 48, 48))
@@ -250,17 +261,17 @@ def test_lora_in_fp8_mode_runs_in_the_compute_dtype_with_its_exact_weights(tiny_
     import torch
     from safetensors.torch import load_file
 
-    service = service_for(tiny_sd3_dir, tmp_path, memory_mode="fp8", loras=[(str(tiny_lora), 1.0)])
-    base = first_pixels(service.generate(validate(**SMALL)))
-    styled = first_pixels(service.generate_from_inputs(**SMALL, lora="tiny_style"))
-    transformer = service.owner.get().transformer
+    service = backend_for_test(tiny_sd3_dir, tmp_path, memory_mode="fp8", loras=[(str(tiny_lora), 1.0)])
+    base = first_pixels(service.generate(**SMALL))
+    styled = first_pixels(service.generate(**SMALL, lora="tiny_style"))
+    transformer = service.service.owner.get().transformer
     saved = load_file(str(tiny_lora))
     key = next(k for k in saved if k.endswith("transformer_blocks.0.attn.to_q.lora_A.weight"))
     loaded = transformer.transformer_blocks[0].attn.to_q.lora_A["tiny_style"].weight
     assert loaded.dtype == torch.float32  # the compute dtype on CPU, not float8
     assert torch.equal(loaded, saved[key].to(loaded.dtype))  # not rounded through float8
     assert not np.array_equal(styled, base)
-    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
+    assert np.array_equal(first_pixels(service.generate(**SMALL)), base)
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -274,14 +285,14 @@ def test_lora_hub_specs_split_into_id_and_weight_name(spec, expected):
 def test_an_allowed_hub_lora_that_cannot_download_names_no_source(tiny_sd3_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    service = service_for(tiny_sd3_dir, tmp_path, loras=[("someone/sd35-ink-lora:ink.safetensors", 1.0)])
+    service = backend_for_test(tiny_sd3_dir, tmp_path, loras=[("someone/sd35-ink-lora:ink.safetensors", 1.0)])
     assert service.lora_names == ["ink"]
     with pytest.raises(UserError) as err:
-        service.generate_from_inputs(**SMALL, lora="ink")
+        service.generate(**SMALL, lora="ink")
     assert str(err.value).startswith("the LoRA 'ink' could not be loaded on this server (the server log says why)")
     assert "someone" not in str(err.value)
     assert "someone/sd35-ink-lora" in caplog.text  # the operator finds the cause in the log
-    assert len(service.generate(validate(**SMALL)).images) == 1  # nothing half-loaded
+    assert len(service.generate(**SMALL).images) == 1  # nothing half-loaded
 
 
 @pytest.mark.parametrize("case", SERVE_BAD_INPUTS, ids=[c.tried for c in SERVE_BAD_INPUTS])
@@ -300,10 +311,10 @@ def test_an_offered_file_that_is_no_lora_for_this_model_is_refused_and_leaves_no
 
     bogus = tmp_path / "bogus.safetensors"
     save_file({"transformer.nothing_here.lora_A.weight": torch.zeros(4, 4)}, str(bogus))
-    service = service_for(tiny_sd3_dir, tmp_path, loras=[(str(bogus), 1.0), (str(tiny_lora), 1.0)])
-    base = first_pixels(service.generate(validate(**SMALL)))
+    service = backend_for_test(tiny_sd3_dir, tmp_path, loras=[(str(bogus), 1.0), (str(tiny_lora), 1.0)])
+    base = first_pixels(service.generate(**SMALL))
     with pytest.raises(UserError, match="the LoRA 'bogus' could not be loaded on this server") as err:
-        service.generate_from_inputs(**SMALL, lora="bogus")
+        service.generate(**SMALL, lora="bogus")
     assert str(tmp_path) not in str(err.value)
-    assert np.array_equal(first_pixels(service.generate(validate(**SMALL))), base)
-    assert not np.array_equal(first_pixels(service.generate_from_inputs(**SMALL, lora="tiny_style")), base)
+    assert np.array_equal(first_pixels(service.generate(**SMALL)), base)
+    assert not np.array_equal(first_pixels(service.generate(**SMALL, lora="tiny_style")), base)

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
+from webapp.backend.local import LocalBackend
 from webapp.editing.service import EditRequest, edit_image
 from webapp.generation.params import PNG_JSON_KEY, PNG_TEXT_KEY, validate
 from webapp.generation.service import GenerationService
@@ -24,14 +25,14 @@ def test_image_i_of_a_run_equals_a_single_run_of_seed_plus_i_bit_for_bit(tiny_sd
     for i, image in enumerate(run.images):
         single = service.generate(validate(**request, seed=40 + i)).images[0]
         assert image.seed == single.seed == 40 + i
-        assert np.array_equal(np.asarray(Image.open(image.path)), np.asarray(Image.open(single.path)))
+        assert np.array_equal(np.asarray(image.image), np.asarray(single.image))
     assert steps == [(i, 12) for i in range(1, 13)]  # one bar over the whole run
 
 
 def test_edit_with_large_turbo_loaded_runs_turbos_4_steps_without_guidance(tiny_sd3_dir, tmp_path):
     # a model folder named after the checkpoint resolves to its preset, as `--sd-model …/…-large-turbo` does
     turbo_dir = shutil.copytree(tiny_sd3_dir, tmp_path / "stable-diffusion-3.5-large-turbo")
-    service = GenerationService(ServeSettings(sd_model=str(turbo_dir), device="cpu", output_dir=tmp_path / "out"))
+    service = LocalBackend(ServeSettings(sd_model=str(turbo_dir), device="cpu", output_dir=tmp_path / "out"))
     assert service.default_preset == "Large Turbo"
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     mask = Image.new("L", (64, 64), 0)
@@ -41,7 +42,7 @@ def test_edit_with_large_turbo_loaded_runs_turbos_4_steps_without_guidance(tiny_
                         progress=lambda *s: steps.append(s))
     # what the pipeline was called with: 4 denoising steps, guidance 0 (no CFG pass)
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    pipe = service.inpaint_pipeline()
+    pipe = service.service.pipeline("inpaint")
     assert pipe.guidance_scale == 0.0 and not pipe.do_classifier_free_guidance and pipe.num_timesteps == 4
     # and what the PNG records
     with Image.open(result.path) as png:

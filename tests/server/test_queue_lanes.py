@@ -19,7 +19,8 @@ from PIL import Image
 from tests.parsing.samples import astronaut
 from tests.server.bad_inputs import QUEUE, expect
 from tests.server.conftest import start_server
-from webapp.generation.service import GPU_CONCURRENCY_ID, get_service
+from webapp.backend import backend_for
+from webapp.backend.base import GPU_LANE as GPU_CONCURRENCY_ID
 from webapp.parsing import FaceParser
 from webapp.queue_limits import Lane, full_message
 from webapp.views.parse import PARSE_CONCURRENCY_ID
@@ -74,7 +75,7 @@ def gpu_waiting(server) -> int:
 def fill_gpu_queue(server) -> tuple[list, object]:
     """Hold the pipeline's lock (the GPU job inside it blocks: a generate as slow as the test wants), submit
     one running + GPU_LIMIT waiting generates; return the jobs and the held lock."""
-    lock = get_service(server.settings).owner.lock
+    lock = backend_for(server.settings).service.owner.lock
     lock.acquire()
     jobs = []
     for i in range(GPU_LIMIT + 1):
@@ -171,7 +172,7 @@ def test_a_full_gpu_queue_estimates_the_wait_from_the_steps_and_size_asked(parse
 
 def _check_big_jobs_estimate(server) -> None:
     big = (*GENERATE[:3], 150, 4.5, 1024, 1024, 7, 1, 77)
-    lock = get_service(server.settings).owner.lock
+    lock = backend_for(server.settings).service.owner.lock
     lock.acquire()
     jobs = [Client(server.url, verbose=False).submit(*big, api_name="/generate") for _ in range(GPU_LIMIT + 1)]
     try:

@@ -8,7 +8,8 @@ import pytest
 from gradio_client import Client
 
 from tests.server.conftest import start_server
-from webapp.generation.service import GPU_CONCURRENCY_ID, get_service
+from webapp.backend import backend_for
+from webapp.backend.base import GPU_LANE as GPU_CONCURRENCY_ID
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +20,7 @@ GENERATE = ("a portrait photo", "", "Custom", 2, 4.5, 64, 64, 7, 1, 77)
 def test_the_generate_page_says_the_gpu_queue_is_full(browser, tiny_sd3_dir, tmp_path) -> None:
     handle = start_server(parser_dir=tmp_path / "no-parser", sd_model=str(tiny_sd3_dir), device="cpu", max_queue=1,
                           output_dir=tmp_path / "out")
-    lock = get_service(handle.settings).owner.lock
+    lock = backend_for(handle.settings).service.owner.lock
     lock.acquire()  # the first job blocks inside the pipeline: one running + one waiting = full
     jobs = []
     page = browser.new_page(viewport={"width": 1400, "height": 1300})

@@ -91,6 +91,7 @@ PUBLIC = {
     "/gradio_api/token/", "/gradio_api/app_id", "/gradio_api/app_id/", "/gradio_api/runs", "/gradio_api/runs/",
     "/gradio_api/startup-events", "/gradio_api/theme.css", "/gradio_api/cancel", "/gradio_api/reset",
     "/gradio_api/reset/", "/gradio_api/heartbeat/{session_hash}",
+    "/healthz",  # liveness for load balancers: "ok", nothing else (tests/serving/test_status.py)
 }
 REFUSED = {401, 403, 404, 405, 422}  # 404/422: Gradio's own checks of a made-up id come before the login
 

@@ -15,11 +15,13 @@ from tests.generation.conftest import tiny_sd3_dir  # noqa: F401 - the session f
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def pixels(path: str | Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
+def pixels(image: str | Path | Image.Image) -> np.ndarray:
+    """RGB pixels of a PNG path or an image in memory (a service's result)."""
+    picture = image if isinstance(image, Image.Image) else Image.open(image)
+    return np.asarray(picture.convert("RGB")).astype(np.int16)
 
 
-def max_diff(a: str | Path, b: str | Path) -> int:
+def max_diff(a: str | Path | Image.Image, b: str | Path | Image.Image) -> int:
     return int(np.abs(pixels(a) - pixels(b)).max())
 
 

@@ -9,9 +9,10 @@ from gradio_client import Client
 from PIL import Image
 
 from tests.serving.conftest import max_diff
+from webapp.backend import backend_for
 from webapp.generation.batching import BATCH_PIXEL_TOLERANCE
-from webapp.generation.params import PNG_TEXT_KEY, validate
-from webapp.generation.service import GenerationService, get_service
+from webapp.generation.params import PNG_TEXT_KEY, to_a1111, validate
+from webapp.generation.service import GenerationService
 
 REQUESTS = [("a portrait photo, soft light", 11, 1), ("an old sailor with a pipe", 22, 2),
             ("a child laughing in the sun", 33, 1), ("black and white photograph", 44, 1)]
@@ -49,9 +50,9 @@ def test_four_concurrent_requests_share_pipeline_calls_and_keep_their_seeds(sett
         got = out[i]
         assert [img.seed for img in got.images] == [request.seed + k for k in range(request.num_images)]
         for a, b in zip(ref.images, got.images, strict=True):
-            with Image.open(b.path) as png:
-                assert f"Seed: {a.seed}" in png.text[PNG_TEXT_KEY] and request.prompt in png.text[PNG_TEXT_KEY]
-            assert max_diff(a.path, b.path) <= BATCH_PIXEL_TOLERANCE  # measured here: 0 (bit-identical PNGs)
+            text = to_a1111(b.parameters)
+            assert f"Seed: {a.seed}" in text and request.prompt in text
+            assert max_diff(a.image, b.image) <= BATCH_PIXEL_TOLERANCE  # measured here: 0 (bit-identical PNGs)
 
 
 def test_requests_of_different_sizes_are_not_merged(settings_for):
@@ -61,7 +62,7 @@ def test_requests_of_different_sizes_are_not_merged(settings_for):
                                                             seed=i)), 4)
     assert {out[i].images[0].parameters.width for i in range(4)} == {64, 96}
     for i in range(4):
-        assert Image.open(out[i].images[0].path).size == (sizes[i], 64)
+        assert out[i].images[0].image.size == (sizes[i], 64)
     assert service.batcher.calls >= 2  # at least one call per size
 
 
@@ -100,8 +101,9 @@ def test_gradio_queue_batches_concurrent_generate_calls(settings_for):
     from webapp.server import run_in_thread
 
     settings = settings_for(max_batch=4)
-    service = get_service(settings)
-    assert service.generate_concurrency == ("generate", 4)
+    backend = backend_for(settings)
+    assert backend.lane("generate") == ("generate", 4)
+    service = backend.service
     with run_in_thread(settings) as server:
         def call(i):
             client = Client(server.url, verbose=False)

@@ -27,7 +27,7 @@ def _request(service: GenerationService, i: int):
 
     name, scale = CHOICES[i]
     request = validate(prompt="a face", steps=3, width=64, height=64, seed=100 + i)
-    return replace(request, loras=service.owner.catalog.choose(name, scale))
+    return replace(request, loras=service.choose_loras(name, scale))
 
 
 def test_batch_key_keeps_lora_choices_apart(settings_for, lora_file):
@@ -64,9 +64,9 @@ def test_concurrent_requests_with_different_loras_never_share_a_call(settings_fo
         got = out[i].images[0]
         assert got.parameters.loras == list(request.loras)
         ref = alone.generate(request).images[0]
-        assert max_diff(ref.path, got.path) <= BATCH_PIXEL_TOLERANCE
+        assert max_diff(ref.image, got.image) <= BATCH_PIXEL_TOLERANCE
     # and the LoRA did change the image (so a LoRA leaking into a neighbour's batch would show)
-    assert max_diff(out[0].images[0].path, alone.generate(requests[1]).images[0].path) > BATCH_PIXEL_TOLERANCE
+    assert max_diff(out[0].images[0].image, alone.generate(requests[1]).images[0].image) > BATCH_PIXEL_TOLERANCE
 
 
 def test_run_batch_refuses_mixed_lora_choices(settings_for, lora_file):
@@ -90,6 +90,7 @@ def test_replica_passes_the_lora_name_to_the_service(settings_for, lora_file):
     assert items[-1]["loras"] == [["tiny_style", 0.5]]
     assert items[-1]["images"][0]["parameters"]["loras"] == [("tiny_style", 0.5)]
     plain = list(replica.generate(request))[-1]
-    assert plain["loras"] == [] and plain["images"][0]["png"] != items[-1]["images"][0]["png"]
+    assert plain["loras"] == [] and plain["images"][0]["array"].shape == (64, 64, 3)  # arrays, not PNGs
+    assert (plain["images"][0]["array"] != items[-1]["images"][0]["array"]).any()
     bad = list(replica.generate(request, "nope"))[-1]
     assert bad["type"] == "error" and "no LoRA named 'nope'" in bad["message"]

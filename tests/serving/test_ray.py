@@ -1,11 +1,14 @@
 """Scale-out on Ray Serve (acceptance): a local Ray instance on CPU, the tiny SD3 pipeline, 2 replicas behind
 the Gradio app. Concurrent generate calls with distinct seeds all return their own images (equal to the same
-seed run alone); with one replica killed mid-run every request still completes. Bad input: one line each."""
+seed run alone); Edit's inpaint runs its pipeline call on a replica and gives the single box's image, with no
+pipeline loaded on the front end; with one replica killed mid-run every request still completes. Bad input:
+one line each."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from gradio_client import Client
@@ -45,11 +48,12 @@ def _call(url: str, seed: int, steps: int = STEPS):
 
 
 def test_two_replicas_serve_concurrent_calls_each_with_its_own_image(ray_server, settings_for, tmp_path):
-    from webapp.serving.remote import remote_service
+    from webapp.backend import backend_for
+    from webapp.views.generate import status_markdown
 
-    service = remote_service(ray_server.settings)
-    assert service.generate_concurrency == ("replicas", 2 * ray_server.settings.max_batch)  # not serialised
-    assert "**Ray Serve** 2 replica(s), CPU" in service.status_markdown()
+    service = backend_for(ray_server.settings)
+    assert service.lane("generate") == ("replicas", 2 * ray_server.settings.max_batch)  # not serialised
+    assert "**Ray Serve** 2 replica(s), CPU" in status_markdown(service.status())
     assert len(cluster.replica_actors()) == 2
     seeds = [1000 + 7 * i for i in range(N)]
     out: dict[int, tuple] = {}
@@ -67,16 +71,57 @@ def test_two_replicas_serve_concurrent_calls_each_with_its_own_image(ray_server,
             assert f"Seed: {seed}" in png.text[PNG_TEXT_KEY] and f"seed {seed}" in png.text[PNG_TEXT_KEY]
         ref = alone.generate(validate(prompt=f"a portrait, seed {seed}", steps=STEPS, width=64, height=64,
                                       seed=seed, max_sequence_length=77))
-        assert max_diff(ref.images[0].path, images[0]["image"]) <= BATCH_PIXEL_TOLERANCE  # none mixed up
+        assert max_diff(ref.images[0].image, images[0]["image"]) <= BATCH_PIXEL_TOLERANCE  # none mixed up
+
+
+def test_edit_runs_on_a_replica_with_the_single_box_image_and_no_front_end_pipeline(ray_server, tmp_path):
+    """Inpaint through the live app under --ray: the mask is prepared and the result composited on the front
+    end, only the pipeline call runs on a replica. Same seed → the single box's image (within 2 grey levels:
+    a 1-thread replica and this process sum floats in another order); outside the mask, the photo exactly."""
+    import gc
+
+    import httpx
+    import numpy as np
+    from gradio_client import handle_file
+
+    from webapp.backend.local import LocalBackend
+    from webapp.editing.service import EditRequest
+
+    rng = np.random.default_rng(5)
+    photo = Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8))
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (30, 20, 70, 60))  # white = regenerate
+    photo.save(tmp_path / "photo.png")
+    mask.save(tmp_path / "mask.png")
+    gc.collect()  # services other tests made and dropped
+    status = httpx.get(ray_server.url + "status", timeout=30).json()
+    pipelines_before, inpaints_before = status["front_end_pipelines"], status["served"]["inpaint"]
+    # image, mask, regions, prompt, negative, strength, steps, guidance, seed, grow, feather, mask_regions
+    out, _, record = Client(ray_server.url, verbose=False).predict(
+        handle_file(str(tmp_path / "photo.png")), handle_file(str(tmp_path / "mask.png")), "", "short red hair", "",
+        0.9, STEPS, 4.5, 11, 0, 4, "", api_name="/inpaint")
+    status = httpx.get(ray_server.url + "status", timeout=30).json()
+    assert status["backend"] == "ray" and status["replicas"] == 2 and status["served"]["inpaint"] == inpaints_before + 1
+    assert status["front_end_pipelines"] == pipelines_before  # the edit loaded no pipeline here
+    if pipelines_before == 0:  # this module alone (a full session may hold other tests' local pipelines)
+        assert status["front_end_pipelines"] == 0
+    assert record["seed"] == 11
+    single = LocalBackend(replace(ray_server.settings, ray=None, output_dir=tmp_path / "single"))
+    ref = single.inpaint(photo, EditRequest(prompt="short red hair", strength=0.9, steps=STEPS, guidance=4.5, seed=11,
+                                            grow=0, feather=4), mask=mask)
+    assert max_diff(ref.path, out) <= BATCH_PIXEL_TOLERANCE
+    got = np.asarray(Image.open(out).convert("RGB"))
+    outside = ref.alpha == 0
+    assert np.array_equal(got[outside], np.asarray(photo)[outside])  # composited on the front end, bit-exact
 
 
 def test_a_replica_killed_mid_run_loses_no_request(ray_server):
     import ray
     from gradio_client.utils import Status
 
-    from webapp.serving.remote import remote_service
+    from webapp.backend import backend_for
 
-    service = remote_service(ray_server.settings)
+    service = backend_for(ray_server.settings)
     before = service.retries
     client = Client(ray_server.url, verbose=False)
     seeds = [2000 + i for i in range(N)]
@@ -103,16 +148,18 @@ def test_server_parse_runs_on_a_replica_with_the_same_label_map(ray_server, tiny
     import numpy as np
     from gradio_client import handle_file
 
+    from webapp.backend import backend_for
     from webapp.parsing import get_parser
-    from webapp.serving.remote import remote_parser
+    from webapp.serving.remote import RemoteParser
 
     image = Image.new("RGB", (96, 80), (200, 150, 120))
     image.paste((40, 30, 20), (20, 20, 60, 60))
     path = tmp_path / "face.png"
     image.save(path)
-    parser = remote_parser(ray_server.settings, "fp32")
-    labels = parser.parse(image)
-    assert parser.last_pid != os.getpid() and parser.providers == ["CPUExecutionProvider"]
+    backend = backend_for(ray_server.settings)
+    reply = RemoteParser(backend.handle, "fp32").parse_reply(image)
+    assert reply["pid"] != os.getpid() and reply["providers"] == ["CPUExecutionProvider"]
+    labels = backend.parse(image, "fp32").result.labels
     assert np.array_equal(labels, get_parser(tiny_export_dir, "fp32").parse(image))  # the same label map
     label_map, _, summary = Client(ray_server.url, verbose=False).predict(handle_file(str(path)), "fp32",
                                                                           api_name="/parse")

@@ -45,10 +45,11 @@ def test_fp8_on_cpu_falls_back_to_eager_with_one_clear_line():
 def test_fp8_refused_service_keeps_generating_eagerly(settings_for):
     service = GenerationService(settings_for(speed="fp8", max_batch=1))
     result = service.generate(validate(**SMALL))
-    assert result.images[0].path.is_file()
+    assert result.images[0].image.size == (64, 64)
     assert service.owner.speed.mode == "eager"
     assert not is_compiled(service.owner.get().transformer)
-    assert "**speed** eager (--speed fp8 needs a CUDA GPU" in service.status_markdown()
+    status = service.status()
+    assert status["speed"] == "eager" and status["speed_note"].startswith("--speed fp8 needs a CUDA GPU")
 
 
 def test_torchao_failure_at_apply_falls_back_to_eager(settings_for, caplog):
@@ -103,7 +104,7 @@ def test_compile_mode_compiles_blocks_matches_eager_and_bounds_recompiles(settin
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     a, b = eager.generate(validate(**SMALL)), compiled.generate(validate(**SMALL))
-    assert max_diff(a.images[0].path, b.images[0].path) <= COMPILE_PIXEL_TOLERANCE
+    assert max_diff(a.images[0].image, b.images[0].image) <= COMPILE_PIXEL_TOLERANCE
     graphs_after_one_size = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert graphs_after_one_size > 0  # the blocks really went through dynamo and inductor
     assert compiled.speed_status(64, 64) is None
@@ -112,6 +113,6 @@ def test_compile_mode_compiles_blocks_matches_eager_and_bounds_recompiles(settin
     c = compiled.generate(validate(**{**SMALL, "width": 128, "seed": 8}))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs_after_one_size  # no recompile
     d = eager.generate(validate(**{**SMALL, "width": 128, "seed": 8}))
-    assert max_diff(c.images[0].path, d.images[0].path) <= COMPILE_PIXEL_TOLERANCE
+    assert max_diff(c.images[0].image, d.images[0].image) <= COMPILE_PIXEL_TOLERANCE
     again = compiled.generate(validate(**SMALL))  # 64² after 96 and 128 ran: the same graph, the same image
-    assert max_diff(b.images[0].path, again.images[0].path) == 0
+    assert max_diff(b.images[0].image, again.images[0].image) == 0

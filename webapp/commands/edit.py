@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from face_studio.atomic import save_image
     from face_studio.errors import UserError  # the CLI prints it and exits 2
     from face_studio.images import load_image
+    from webapp.backend.local import LocalBackend
     from webapp.editing.faces import parse_faces
     from webapp.editing.masks import region_names
-    from webapp.editing.service import EditRequest, edit_chosen_faces, edit_image, restyle_image
-    from webapp.generation.service import get_service
+    from webapp.editing.service import EditRequest
 
     settings = ServeSettings(parser_dir=args.parser, sd_model=args.sd_model, device=args.device,
                              memory_mode=args.memory_mode, loras=list(args.lora), output_dir=args.out.parent)
@@ -91,23 +91,23 @@ def run(args: argparse.Namespace) -> int:
     regions = region_names(args.regions, "--regions")
     photo = load_image(args.image, what="image")
     mask = load_image(args.mask, what="mask") if args.mask else None
-    service = get_service(settings)
-    loras = tuple((name, service.owner.catalog.get(name).scale) for name in service.lora_names)  # every --lora
+    backend = LocalBackend(settings)
+    # every --lora, at its scale
+    loras = tuple(pair for name in backend.lora_names for pair in backend.service.choose_loras(name, None))
     req = EditRequest(prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
                       steps=args.steps, guidance=args.guidance, seed=args.seed, grow=args.grow,
                       feather=args.feather, loras=loras)
     if args.restyle:
-        result = restyle_image(service, photo, req)  # the pipeline shows a progress bar per step
+        result = backend.restyle(photo, req)  # the pipeline shows a progress bar per step
     elif faces:
-        result = edit_chosen_faces(service, args.parser, photo, req, faces, regions=regions, mask=mask,
-                                   face_map=args.face_map)
+        result = backend.inpaint_faces(photo, req, faces, regions=regions, mask=mask, face_map=args.face_map)
     else:
         labels = None
         if args.regions:
             from webapp.parsing import get_parser
 
             labels = get_parser(args.parser).parse(photo)
-        result = edit_image(service, photo, req, mask=mask, regions=args.regions, labels=labels)
+        result = backend.inpaint(photo, req, mask=mask, regions=args.regions, labels=labels)
     # 2. The saved PNG (with its record) goes to --out; the mask on request.
     result.path.replace(args.out)
     if args.save_mask:

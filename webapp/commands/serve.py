@@ -220,9 +220,9 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(f"note: {note}", file=sys.stderr)
     if not settings.ray:  # with --ray each replica resolves its own speed mode (its status line says which)
-        from webapp.generation.service import get_service
+        from webapp.backend import backend_for
 
-        note = get_service(settings).owner.speed_plan.note
+        note = backend_for(settings).status().speed_note
         if note:
             print(f"note: {note}", file=sys.stderr)  # e.g. --speed fp8 without an fp8 GPU → eager
     serve(settings)

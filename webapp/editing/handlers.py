@@ -11,16 +11,11 @@ import gradio as gr
 from PIL import Image
 
 from face_studio.images import load_image
+from webapp.backend import backend_for
 from webapp.editing import fields as F
-from webapp.editing.service import EditRequest, edit_chosen_faces, edit_image, restyle_image
+from webapp.editing.service import EditRequest
 from webapp.errors import user_errors
 from webapp.settings import ServeSettings
-
-
-def _service(settings: ServeSettings):
-    from webapp.generation.service import get_service
-
-    return get_service(settings)
 
 
 def _progress_fn(progress: gr.Progress):
@@ -41,19 +36,19 @@ def inpaint_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Pro
     photo = load_image(v["image"], what="image")
     mask_img = load_image(v["mask"], what="mask") if v["mask"] else None
     if v.get("faces"):  # chosen faces, a prompt each (webapp.editing.faces)
-        result = edit_chosen_faces(_service(settings), settings.parser_dir, photo, _request(v), v["faces"],
-                                   regions=v["regions"], mask=mask_img, face_map=v["face_map"],
-                                   progress=_progress_fn(progress) if progress else None)
+        result = backend_for(settings).inpaint_faces(photo, _request(v), v["faces"], regions=v["regions"],
+                                                     mask=mask_img, face_map=v["face_map"],
+                                                     progress=_progress_fn(progress) if progress else None)
         return str(result.path), (photo, Image.open(result.path)), result.record
     labels = None
     if v["regions"]:
         from webapp.parsing import get_parser
 
         labels = get_parser(settings.parser_dir, provider=settings.parse_provider, device=settings.device).parse(photo)
-    # 2. Regenerate inside the mask; composite exactly outside it.
-    result = edit_image(_service(settings), photo, _request(v), mask=mask_img, regions=v["regions"],
-                        labels=labels, mask_regions=v["mask_regions"],
-                        progress=_progress_fn(progress) if progress else None)
+    # 2. Regenerate inside the mask (the pipeline call: here or on a Ray replica); composite exactly outside it.
+    result = backend_for(settings).inpaint(photo, _request(v), mask=mask_img, regions=v["regions"],
+                                           labels=labels, mask_regions=v["mask_regions"],
+                                           progress=_progress_fn(progress) if progress else None)
     return str(result.path), (photo, Image.open(result.path)), result.record
 
 
@@ -62,6 +57,5 @@ def restyle_run(settings: ServeSettings, values: Sequence[Any], progress: gr.Pro
     """``restyle`` API (Img2Img over the whole image; ``values`` in :data:`fields.RESTYLE` order)."""
     v = F.check(F.RESTYLE, values)
     photo = load_image(v["image"], what="image")
-    result = restyle_image(_service(settings), photo, _request(v),
-                           progress=_progress_fn(progress) if progress else None)
+    result = backend_for(settings).restyle(photo, _request(v), progress=_progress_fn(progress) if progress else None)
     return str(result.path), (photo, Image.open(result.path)), result.record

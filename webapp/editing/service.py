@@ -36,7 +36,7 @@ from webapp.generation.params import a1111_text as params_text
 from webapp.generation.run import ProgressFn
 
 if TYPE_CHECKING:
-    from webapp.generation.service import GenerationService
+    from webapp.generation.jobs import PipelineRunner  # the backend: local or Ray (webapp.backend)
 
 WORK_PIXELS = 1024 * 1024  # SD3.5's native area; larger inputs are edited at this area and scaled back
 MIN_WORK_SIDE = 256
@@ -138,7 +138,7 @@ def select_mask(image: Image.Image, *, mask: Image.Image | np.ndarray | None = N
     return selected, names
 
 
-def edit_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
+def edit_image(service: PipelineRunner, image: Image.Image, req: EditRequest, *,
                mask: Image.Image | np.ndarray | None = None, regions: str | list[str] | None = None,
                labels: np.ndarray | None = None, mask_regions: list[str] | None = None,
                progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
@@ -148,7 +148,7 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     only recorded in the PNG.
     """
     # 1. Check inputs before touching the GPU.
-    service.owner.check_available()
+    service.check_available()
     req = check_request(req, service.default_preset)
     image = image.convert("RGB")
     selected, names = select_mask(image, mask=mask, regions=regions, labels=labels)
@@ -158,21 +158,20 @@ def edit_image(service: GenerationService, image: Image.Image, req: EditRequest,
     prepared = prepare(selected, req.grow, req.feather, work)
     grown, alpha = prepared.grown, prepared.alpha
 
-    # 3. Run the inpaint pipeline at SD3's working size, sharing the Generate view's modules.
-    pipe = service.inpaint_pipeline()
-    generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
+    # 3. Run the inpaint pipeline at SD3's working size (here, or on a Ray replica: only this call goes there).
+    generated, seconds = _run(service, "inpaint", req, progress, cancel, image=image.resize(work, Image.LANCZOS),
                               mask_image=prepared.work_mask, width=work[0], height=work[1])
 
     # 4. Composite exactly and record how it was made.
     result = composite(image, generated, alpha)
     record = _record(req, mode="inpaint", regions=names, coverage=float(grown.mean()), work=work,
-                     model=service.owner.source, has_mask=mask is not None)
+                     model=service.model, has_mask=mask is not None)
     out = EditResult(result, grown, alpha, req.seed, names, seconds, record=record)
     out.path = save_edit(result, service.output_path(f"{record['mode']}-{req.seed}"), record)
     return out
 
 
-def edit_faces(service: GenerationService, image: Image.Image, req: EditRequest, faces: list[FC.FaceEdit], *,
+def edit_faces(service: PipelineRunner, image: Image.Image, req: EditRequest, faces: list[FC.FaceEdit], *,
                labels: np.ndarray | None = None, owner: np.ndarray | None = None,
                mask: Image.Image | np.ndarray | None = None, progress: ProgressFn | None = None,
                cancel: threading.Event | None = None) -> EditResult:
@@ -186,7 +185,7 @@ def edit_faces(service: GenerationService, image: Image.Image, req: EditRequest,
     feathered masks is a bit-exact copy of the input.
     """
     # 1. Check inputs before touching the GPU: the faces, each prompt (the request's by default), the masks.
-    service.owner.check_available()
+    service.check_available()
     if not faces:
         raise MaskError("no face chosen: give faces as [{\"face\": 2, \"prompt\": \"…\"}], or edit without faces.")
     faces = sorted(faces, key=lambda f: f.face)
@@ -206,14 +205,13 @@ def edit_faces(service: GenerationService, image: Image.Image, req: EditRequest,
     prepared = prepare_faces(selected, owner, req.grow, req.feather, work)
 
     # 3. One inpaint per face at SD3's working size (progress counts every face's steps).
-    pipe = service.inpaint_pipeline()
     small = image.resize(work, Image.LANCZOS)
     per_face = denoising_steps(req.steps, req.strength)
     result, seconds = image, 0.0
     for i, f in enumerate(faces):
         step = None if progress is None else (
             lambda done, _total, _i=i: progress(_i * per_face + done, per_face * len(faces)))
-        generated, took = _run(service, pipe, replace(req, prompt=prompts[f.face]), step, cancel, image=small,
+        generated, took = _run(service, "inpaint", replace(req, prompt=prompts[f.face]), step, cancel, image=small,
                                mask_image=prepared[f.face].work_mask, width=work[0], height=work[1])
         # 4. Composite exactly: where this face's alpha is 0 the pixel is kept as it is.
         result = composite(result, generated, prepared[f.face].alpha)
@@ -223,7 +221,7 @@ def edit_faces(service: GenerationService, image: Image.Image, req: EditRequest,
     alpha = np.maximum.reduce([p.alpha for p in prepared.values()])
     names = sorted({n for f in faces for n in (*f.regions, *f.mask_regions)}, key=names_order)
     record = _record(replace(req, prompt=prompts[faces[0].face]), mode="inpaint", regions=names,
-                     coverage=float(grown.mean()), work=work, model=service.owner.source, has_mask=mask is not None)
+                     coverage=float(grown.mean()), work=work, model=service.model, has_mask=mask is not None)
     record["faces"] = [{"face": f.face, "prompt": prompts[f.face],
                         "regions": sorted({*f.regions, *f.mask_regions}, key=names_order),
                         "mask_coverage": round(float(prepared[f.face].grown.mean()), 4)} for f in faces]
@@ -232,7 +230,7 @@ def edit_faces(service: GenerationService, image: Image.Image, req: EditRequest,
     return out
 
 
-def edit_chosen_faces(service: GenerationService, parser_dir: str | Path, image: Image.Image, req: EditRequest,
+def edit_chosen_faces(service: PipelineRunner, parser_dir: str | Path, image: Image.Image, req: EditRequest,
                       faces: list[FC.FaceEdit], *, regions: list[str] | None = None,
                       mask: Image.Image | np.ndarray | None = None, face_map: str | Path | Image.Image | None = None,
                       progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
@@ -253,34 +251,33 @@ def edit_chosen_faces(service: GenerationService, parser_dir: str | Path, image:
                       cancel=cancel)
 
 
-def restyle_image(service: GenerationService, image: Image.Image, req: EditRequest, *,
+def restyle_image(service: PipelineRunner, image: Image.Image, req: EditRequest, *,
                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> EditResult:
     """Img2Img over the whole image with ``req.strength`` (0 keeps it, 1 replaces it), at the photo's
     working size (its aspect, ≤ 1 MP), which the record states."""
-    service.owner.check_available()
+    service.check_available()
     req = check_request(req, service.default_preset)
     image = image.convert("RGB")
     work = working_size(*image.size)
-    pipe = service.img2img_pipeline()
-    generated, seconds = _run(service, pipe, req, progress, cancel, image=image.resize(work, Image.LANCZOS),
+    generated, seconds = _run(service, "img2img", req, progress, cancel, image=image.resize(work, Image.LANCZOS),
                               width=work[0], height=work[1])
     result = generated.resize(image.size, Image.LANCZOS)
     full = np.ones((image.height, image.width), dtype=bool)
-    record = _record(req, mode="restyle", regions=[], coverage=1.0, work=work, model=service.owner.source,
+    record = _record(req, mode="restyle", regions=[], coverage=1.0, work=work, model=service.model,
                      has_mask=False)
     out = EditResult(result, full, full.astype(np.uint8) * 255, req.seed, [], seconds, record=record)
     out.path = save_edit(result, service.output_path(f"{record['mode']}-{req.seed}"), record)
     return out
 
 
-def _run(service: GenerationService, pipe, req: EditRequest, progress: ProgressFn | None,
+def _run(service: PipelineRunner, kind: str, req: EditRequest, progress: ProgressFn | None,
          cancel: threading.Event | None, **inputs) -> tuple[Image.Image, float]:
-    """One image through the shared SD run (:meth:`GenerationService.run`)."""
+    """One image through the backend's SD run on the pipeline of ``kind`` (``PipelineRunner.run_pipeline``)."""
     steps = denoising_steps(req.steps, req.strength)
     call = dict(prompt=req.prompt, negative_prompt=req.negative_prompt or None, num_inference_steps=req.steps,
                 strength=req.strength, guidance_scale=req.guidance, max_sequence_length=req.max_sequence_length,
                 **inputs)
-    out = service.run(pipe, call, [req.seed], steps=steps, loras=req.loras, progress=progress, cancel=cancel)
+    out = service.run_pipeline(kind, call, [req.seed], steps=steps, loras=req.loras, progress=progress, cancel=cancel)
     return out.images[0], out.seconds
 
 

@@ -1,10 +1,10 @@
-"""Generation parameters: validation of every input (specific messages), and the PNG metadata that carries
-them — an AUTOMATIC1111-style ``parameters`` text chunk plus a JSON chunk — and reading both back."""
+"""Generation parameters: the ``generate`` API's :class:`~webapp.fields.Field` records (checks, page labels,
+API docs), validation of every input (specific messages), and the PNG metadata that carries them — an
+AUTOMATIC1111-style ``parameters`` text chunk plus a JSON chunk — and reading both back."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -16,16 +16,49 @@ from PIL import Image, PngImagePlugin
 
 from face_studio import __version__
 from face_studio.atomic import save_image
-from face_studio.errors import UserError
+from webapp.fields import Field, FieldError, fmt, number
 from webapp.generation import presets as P
+from webapp.generation.loras import NO_LORA
 
 PNG_TEXT_KEY = "parameters"  # the chunk AUTOMATIC1111, Forge and ComfyUI readers look for
 PNG_JSON_KEY = "face-studio"  # our exact copy, as JSON
 SAMPLER = "Euler (flow matching)"  # SD3's FlowMatchEulerDiscreteScheduler
 
 
-class ParameterError(UserError, ValueError):
-    """An input to ``generate`` is out of range or of the wrong kind; the message says which and the fix."""
+# An input to ``generate`` is out of range or of the wrong kind; the message says which and the fix. The same
+# error as every endpoint's field checks (webapp.fields), under the name generation code has always used.
+ParameterError = FieldError
+
+
+# The generate API's parameters, in their positional order.
+GENERATE = ("prompt", "negative_prompt", "preset", "steps", "guidance", "width", "height", "seed", "num_images",
+            "max_sequence_length", "lora", "lora_scale")
+
+
+def generate_fields(preset: str = "Custom") -> dict[str, Field]:
+    """Every ``generate`` parameter, by name; steps and guidance default to (and their range messages name)
+    ``preset``'s values."""
+    spec = P.PRESETS.get(preset, P.PRESETS["Custom"])
+    made_for = f"{preset} is made for"
+    fields = (
+        Field("prompt", "text", "Prompt", ""),
+        Field("negative_prompt", "text", "Negative prompt", ""),
+        Field("preset", "choice", "Model preset", preset, choices=tuple(P.PRESET_NAMES)),
+        Field("steps", "int", f"Steps ({P.MIN_STEPS}–{P.MAX_STEPS})", spec.steps, P.MIN_STEPS, P.MAX_STEPS, 1,
+              f"{made_for} {spec.steps}"),
+        Field("guidance", "float", "Guidance (CFG)", spec.guidance, P.MIN_GUIDANCE, P.MAX_GUIDANCE, 0.1,
+              f"{made_for} {fmt(spec.guidance)}"),
+        Field("width", "int", "Width", 1024, P.MIN_SIDE, P.MAX_SIDE, P.SIZE_MULTIPLE),
+        Field("height", "int", "Height", 1024, P.MIN_SIDE, P.MAX_SIDE, P.SIZE_MULTIPLE),
+        Field("seed", "int", "Seed (-1 = random)", -1, -1, P.MAX_SEED, 1, "-1 picks a random seed"),
+        Field("num_images", "int", f"Images per run (1–{P.MAX_IMAGES})", 1, 1, P.MAX_IMAGES, 1,
+              what="images per run"),
+        Field("max_sequence_length", "choice", "T5 max tokens", P.DEFAULT_SEQ_LENGTH, choices=tuple(P.SEQ_LENGTHS),
+              what="T5 max sequence length"),
+        Field("lora", "text", "LoRA", NO_LORA),
+        Field("lora_scale", "float", "LoRA scale (empty: the server's)", None, step=0.05),
+    )
+    return {f.name: f for f in fields}
 
 
 @dataclass(frozen=True)
@@ -88,30 +121,6 @@ class ImageParameters:
 # --------------------------------------------------------------------------------------------- validation
 
 
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or value is None or value == "":
-        raise ParameterError(f"{name} must be a whole number, got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a whole number, got {value!r}.") from None
-    if not math.isfinite(number) or number != int(number):
-        raise ParameterError(f"{name} must be a whole number, got {value!r}.")
-    return int(number)
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or value is None or value == "":
-        raise ParameterError(f"{name} must be a number, got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise ParameterError(f"{name} must be a finite number, got {value!r}.")
-    return number
-
-
 def _text(value: Any, name: str, *, required: bool) -> str:
     if value is None:
         value = ""
@@ -140,24 +149,18 @@ def validate(prompt: Any, negative_prompt: Any = "", preset: Any = "Custom", ste
     # 2. Text.
     prompt = _text(prompt, "prompt", required=True)
     negative_prompt = _text(negative_prompt, "negative prompt", required=False)
-    # 3. Sampling.
-    steps = spec.steps if steps is None else _integer(steps, "steps")
-    if not P.MIN_STEPS <= steps <= P.MAX_STEPS:
-        raise ParameterError(f"steps must be between {P.MIN_STEPS} and {P.MAX_STEPS}, got {steps}: "
-                             f"{preset} is made for {spec.steps}.")
-    guidance = spec.guidance if guidance is None else _number(guidance, "guidance")
-    if not P.MIN_GUIDANCE <= guidance <= P.MAX_GUIDANCE:
-        raise ParameterError(f"guidance must be between {P.MIN_GUIDANCE:g} and {P.MAX_GUIDANCE:g}, got "
-                             f"{guidance:g}: {preset} is made for {spec.guidance:g}.")
+    # 3. Sampling, size, seed, batch: the Field records' ranges (the one number validator).
+    fields = generate_fields(preset)
+    steps = spec.steps if steps is None else fields["steps"].check(steps)
+    guidance = spec.guidance if guidance is None else fields["guidance"].check(guidance)
     # 4. Size: multiples of 16, inside the preset's megapixel range.
-    width, height = _integer(width, "width"), _integer(height, "height")
+    width, height = (number(v, n, whole=True) for v, n in ((width, "width"), (height, "height")))
     for name, side in (("width", width), ("height", height)):
         if side % P.SIZE_MULTIPLE:
             lower = max(P.MIN_SIDE, side // P.SIZE_MULTIPLE * P.SIZE_MULTIPLE)
             raise ParameterError(f"{name} must be a multiple of {P.SIZE_MULTIPLE}, got {side}: use {lower} or "
                                  f"{lower + P.SIZE_MULTIPLE}.")
-        if not P.MIN_SIDE <= side <= P.MAX_SIDE:
-            raise ParameterError(f"{name} must be between {P.MIN_SIDE} and {P.MAX_SIDE} pixels, got {side}.")
+        fields[name].check(side)
     pixels = width * height
     if not spec.min_pixels <= pixels <= spec.max_pixels:
         raise ParameterError(
@@ -165,13 +168,9 @@ def validate(prompt: Any, negative_prompt: Any = "", preset: Any = "Custom", ste
             f"{spec.min_megapixels:g} and {spec.max_megapixels:g} MP (1 MP = 1024×1024): pick an aspect "
             f"preset or change the size.")
     # 5. Seed, batch, text length.
-    seed = _integer(seed, "seed")
-    if not (seed == -1 or 0 <= seed <= P.MAX_SEED):
-        raise ParameterError(f"seed must be -1 (random) or between 0 and {P.MAX_SEED}, got {seed}.")
-    num_images = _integer(num_images, "images per run")
-    if not 1 <= num_images <= P.MAX_IMAGES:
-        raise ParameterError(f"images per run must be between 1 and {P.MAX_IMAGES}, got {num_images}.")
-    max_sequence_length = _integer(max_sequence_length, "T5 max sequence length")
+    seed = fields["seed"].check(seed)
+    num_images = fields["num_images"].check(num_images)
+    max_sequence_length = number(max_sequence_length, "T5 max sequence length", whole=True)
     if max_sequence_length not in P.SEQ_LENGTHS:
         raise ParameterError(f"T5 max sequence length must be one of {', '.join(map(str, P.SEQ_LENGTHS))}, "
                              f"got {max_sequence_length}.")

@@ -1,51 +1,56 @@
-"""What the Generate view's handlers (and the CLI, and the Edit feature) call: one service per server.
+"""The local SD3 service: one loaded pipeline behind a lock, run for Generate and Edit. No Gradio, no files.
 
-``GenerationService`` validates, runs the shared pipeline one job at a time, reports each denoising step,
-stops at the next step when cancelled, and saves every image as a PNG carrying its parameters.
+``GenerationService`` validates LoRA choices, runs the shared pipeline one job at a time (or batched), reports
+each denoising step, stops at the next step when cancelled, and returns the images in memory with their
+parameters. Whoever serves it (``webapp.backend``: the single box's front end, or a Ray Serve replica) names
+the files and writes the PNGs, once.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
-import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webapp.generation import presets as P
 from webapp.generation.batching import BatchCollector, BatchJob, batch_key
-from webapp.generation.jobs import CancelFlags
 from webapp.generation.loras import LoraCatalog
-from webapp.generation.params import GenerationRequest, ImageParameters, save_png, to_a1111, validate
+from webapp.generation.params import GenerationRequest, ImageParameters, to_a1111
 from webapp.generation.pipeline import PipelineOwner, gpu_memory_gib
 from webapp.generation.run import GenerationCancelled, LoraChoice, ProgressFn, RunOutput, run_sd, run_sd_batch
 from webapp.generation.speed import COMPILING_STATUS
 from webapp.settings import ServeSettings
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusion3Img2ImgPipeline, StableDiffusion3InpaintPipeline
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
-# Every Gradio event that runs an SD3 pipeline on the GPU (generate, the Edit view's inpaint / restyle)
-# uses this concurrency id with concurrency_limit=1: one job at a time per GPU, the rest wait in the queue.
-GPU_CONCURRENCY_ID = "gpu"
-GENERATE_CONCURRENCY_ID = "generate"  # the batched queue's own slot (a shared id takes the lowest limit)
-REPLICAS_CONCURRENCY_ID = "replicas"  # generate with --ray: replicas × max-batch at once (webapp.serving)
-# Every lane of GPU work, for the queue's waiting limit (webapp.app.setup_queue).
-GPU_LANE_IDS = (GPU_CONCURRENCY_ID, GENERATE_CONCURRENCY_ID, REPLICAS_CONCURRENCY_ID)
+# The pipelines a run can use, by kind: text-to-image (the loaded one) and two built on its modules.
+PIPELINE_KINDS = ("text2img", "inpaint", "img2img")
 
-__all__ = ["GPU_CONCURRENCY_ID", "GenerationCancelled", "GenerationResult", "GenerationService", "ProgressFn",
-           "get_service"]
+__all__ = ["PIPELINE_KINDS", "GenerationCancelled", "GenerationResult", "GenerationService", "ProgressFn",
+           "loaded_pipelines"]
+
+_LIVE: weakref.WeakSet[GenerationService] = weakref.WeakSet()
+
+
+def loaded_pipelines() -> int:
+    """How many SD pipelines this process holds loaded (every live :class:`GenerationService`; derived
+    inpaint / img2img pipelines share their modules and are not counted)."""
+    return sum(1 for service in list(_LIVE) if service.owner.loaded)
+
 
 @dataclass(frozen=True)
 class GeneratedImage:
-    path: Path
+    image: Image.Image
     seed: int
     parameters: ImageParameters
+    path: Path | None = None  # set once the front end has saved it
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,10 @@ class GenerationResult:
         return to_a1111(self.images[0].parameters) if self.images else ""
 
 
-class GenerationService(CancelFlags):
-    """One per server (see :func:`get_service`). Owns the :class:`PipelineOwner`, the output folder and the
-    cancel flags of running jobs."""
+class GenerationService:
+    """Owns the :class:`PipelineOwner` (one loaded pipeline, its lock, its LoRAs) and the batched queue."""
 
     def __init__(self, settings: ServeSettings) -> None:
-        super().__init__()
         self.settings = settings
         self.default_preset = P.preset_for_model(settings.sd_model)
         catalog = LoraCatalog.from_options(settings.loras, settings.lora_dirs)
@@ -77,69 +80,65 @@ class GenerationService(CancelFlags):
         # --max-batch > 1: concurrent requests that can share a pipeline call run as one (webapp.generation.batching)
         self.batcher = (BatchCollector(self._run_jobs, cancelled=GenerationCancelled, max_batch=settings.max_batch,
                                        max_images=P.MAX_IMAGES) if settings.max_batch > 1 else None)
-        self.output_dir = Path(settings.output_dir)
-        self._counter = itertools.count(1)
         self._derived: dict[str, Any] = {}
+        _LIVE.add(self)
 
     # ---------------------------------------------------------------------------------------- status
-
-    @property
-    def generate_concurrency(self) -> tuple[str, int]:
-        """(Gradio concurrency id, limit) for the generate event: the shared GPU slot (1) without batching;
-        with it, its own id and room for a full batch (the GPU lock still runs one pipeline call at a time)."""
-        if self.batcher is None:
-            return GPU_CONCURRENCY_ID, 1
-        return GENERATE_CONCURRENCY_ID, self.batcher.max_batch
 
     @property
     def unavailable_reason(self) -> str | None:
         """Why generation cannot run on this server (no GPU, bad device/memory mode), or None."""
         return self.owner.unavailable
 
-    def status_markdown(self) -> str:
-        """One line for the page: model, device, memory mode, LoRAs."""
+    def check_available(self) -> None:
+        self.owner.check_available()
+
+    @property
+    def model(self) -> str:
+        """The model as recorded in PNGs (hub id or folder)."""
+        return self.owner.source
+
+    def status(self) -> dict[str, Any]:
+        """What this service serves, as data (the views render it; Ray replicas send it to the front end)."""
         o = self.owner
-        if o.unavailable:
-            return f"**Model** `{o.source}` · not loaded: generation is off on this server (why: above)."
-        state = "loaded" if o.loaded else "loads on first use"
-        loras = ", ".join(o.catalog.names) or "none allowed"
-        mem = gpu_memory_gib(o.device)
-        if mem is None:
-            where = "**device** cpu (float32, chosen with --device cpu)"
-            if o.memory_mode == "no-t5":
-                where += " · **memory mode** no-t5"
-        else:
-            mode = o.memory_mode + (" (auto)" if o.requested_memory_mode == "auto" else "")
-            where = (f"**device** {o.device} ({mem:.0f} GiB) · **memory mode** {mode} — "
-                     f"{P.MEMORY_MODES.get(o.memory_mode, '')}")
         plan = o.speed_plan
         notes = [n for n in (plan.note, o.speed.fallback_note() if o.speed else None) if n]
-        speed = f" · **speed** {plan.mode}" + "".join(f" ({n})" for n in notes)
-        return f"**Model** `{o.source}` ({state}) · {where}{speed} · **LoRAs** {loras}"
+        memory_mode = None if o.unavailable else o.memory_mode
+        return {"model": o.source, "loaded": o.loaded, "device": o.device, "gpu_gib": gpu_memory_gib(o.device),
+                "memory_mode": memory_mode, "memory_mode_auto": o.requested_memory_mode == "auto",
+                "speed": plan.mode, "speed_note": "; ".join(notes) or None, "loras": list(o.catalog.names),
+                "unavailable": o.unavailable}
 
     # ------------------------------------------------------------------------------------ generation
 
     def run(self, pipe: Any, inputs: dict[str, Any], seeds: list[int], *, steps: int, loras: LoraChoice = (),
             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> RunOutput:
-        """The one SD run (:func:`webapp.generation.run.run_sd`) on this service's pipeline owner: Generate,
-        inpaint and restyle all call this."""
+        """The one SD run (:func:`webapp.generation.run.run_sd`) on this service's pipeline owner."""
         out = run_sd(self.owner, pipe, inputs, seeds, steps=steps, loras=loras, progress=progress, cancel=cancel)
         self._ran(inputs)
         return out
+
+    def run_pipeline(self, kind: str, inputs: dict[str, Any], seeds: list[int], *, steps: int,
+                     loras: LoraChoice = (), progress: ProgressFn | None = None,
+                     cancel: threading.Event | None = None) -> RunOutput:
+        """:meth:`run` on the pipeline of ``kind`` (one of :data:`PIPELINE_KINDS`): what Edit's inpaint and
+        restyle call, here or on a Ray replica."""
+        return self.run(self.pipeline(kind), inputs, seeds, steps=steps, loras=loras, progress=progress,
+                        cancel=cancel)
 
     def _ran(self, inputs: dict[str, Any]) -> None:
         """Tell the speed mode this size has run (compiled) on the shared transformer."""
         if self.owner.speed is not None and "height" in inputs and "width" in inputs:
             self.owner.speed.ran((inputs["height"], inputs["width"]))
 
-    def output_path(self, tag: str) -> Path:
-        """A new file name in ``output_dir``: ``<date-time>-<counter>-<tag>.png`` (never an existing one)."""
-        return self.output_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter):04d}-{tag}.png"
+    def choose_loras(self, lora: str | None, lora_scale: float | None) -> tuple[tuple[str, float], ...]:
+        """The request's LoRA choice from a name this server allows (None / "" / "(none)": none)."""
+        return tuple(self.owner.catalog.choose(lora, lora_scale))
 
     def generate(self, request: GenerationRequest, *, progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
-        """Run one validated request; images are saved under ``output_dir`` with their parameters. With
-        batching on (``--max-batch`` > 1), concurrent requests that can share a pipeline call run as one."""
+        """Run one validated request; the images come back in memory with their parameters. With batching on
+        (``--max-batch`` > 1), concurrent requests that can share a pipeline call run as one."""
         # 1. Refuse early: no GPU, bad device, a LoRA name this server does not allow, a job cancelled while
         #    it waited.
         self.owner.check_available()
@@ -173,17 +172,16 @@ class GenerationService(CancelFlags):
         seeds = [request.image_seed(i) for i in range(request.num_images)]
         out = self.run(pipe, self._inputs(request), seeds, steps=request.steps, loras=request.loras,
                        progress=progress, cancel=cancel)
-        return self._save([request], out)[0]
+        return self._results([request], out)[0]
 
-    def _save(self, requests: list[GenerationRequest], out: RunOutput) -> list[GenerationResult]:
-        """3. Save each image with its own parameters; one result per request, in order."""
+    def _results(self, requests: list[GenerationRequest], out: RunOutput) -> list[GenerationResult]:
+        """3. Each image with its own parameters; one result per request, in order."""
         results, images_left = [], iter(out.images)
         for request in requests:
             images = []
             for i in range(request.num_images):
                 params = ImageParameters.from_request(request, i, self.owner.source)
-                path = save_png(next(images_left), self.output_path(str(params.seed)), params)
-                images.append(GeneratedImage(path=path, seed=params.seed, parameters=params))
+                images.append(GeneratedImage(image=next(images_left), seed=params.seed, parameters=params))
             results.append(GenerationResult(images=images, request=request, seconds=out.seconds))
         return results
 
@@ -224,18 +222,7 @@ class GenerationService(CancelFlags):
         out = run_sd_batch(self.owner, pipe, inputs, seeds, steps=first.steps, loras=first.loras,
                            progress=progress, should_stop=should_stop)
         self._ran(inputs)
-        return self._save(requests, out)
-
-    def generate_from_inputs(self, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                             lora: str | None = None, lora_scale: float | None = None,
-                             **inputs: Any) -> GenerationResult:
-        """Validate raw inputs (as the API receives them) and generate; see :func:`params.validate`.
-        ``lora``: the name of an allowed LoRA (None / "" / "(none)": none); ``lora_scale``: None = its
-        operator-set scale."""
-        self.owner.check_available()
-        request = validate(**inputs)
-        request = replace(request, loras=self.owner.catalog.choose(lora, lora_scale))
-        return self.generate(request, progress=progress, cancel=cancel)
+        return self._results(requests, out)
 
     @property
     def lora_names(self) -> list[str]:
@@ -247,54 +234,23 @@ class GenerationService(CancelFlags):
         """The loaded model's preset: the steps and guidance Generate and Edit start from."""
         return P.PRESETS[self.default_preset]
 
-    # ---------------------------------------------------------------------- sharing with other features
+    # ---------------------------------------------------------------------- pipelines on the same modules
 
-    def components(self) -> dict[str, Any]:
-        """The loaded pipeline's modules (transformer, VAE, text encoders, tokenizers, scheduler), loading
-        it if needed. Build another SD3 pipeline on the same weights — no second copy in memory::
+    def pipeline(self, kind: str) -> Any:
+        """The pipeline of ``kind``: the loaded text-to-image one, or an inpaint / img2img pipeline built once
+        on its modules (no second copy in memory; model CPU offload re-applied)."""
+        if kind == "text2img":
+            return self.owner.get()
+        if kind not in PIPELINE_KINDS:
+            raise ValueError(f"unknown pipeline kind {kind!r}: one of {', '.join(PIPELINE_KINDS)}")
+        from diffusers import StableDiffusion3Img2ImgPipeline, StableDiffusion3InpaintPipeline
 
-            from diffusers import StableDiffusion3InpaintPipeline
-            inpaint = StableDiffusion3InpaintPipeline(**service.components())
-
-        Prefer :meth:`inpaint_pipeline` / :meth:`img2img_pipeline`, which also re-apply model CPU offload.
-        Run them through :meth:`run` (the lock, the request's LoRAs, progress, cancel, OOM), with
-        ``concurrency_id=GPU_CONCURRENCY_ID`` on the Gradio event.
-        """
-        return dict(self.owner.get().components)
-
-    def inpaint_pipeline(self) -> StableDiffusion3InpaintPipeline:
-        """A ``StableDiffusion3InpaintPipeline`` sharing the loaded modules (built once)."""
-        from diffusers import StableDiffusion3InpaintPipeline
-
-        return self._derived_pipeline("inpaint", StableDiffusion3InpaintPipeline)
-
-    def img2img_pipeline(self) -> StableDiffusion3Img2ImgPipeline:
-        """A ``StableDiffusion3Img2ImgPipeline`` sharing the loaded modules (built once)."""
-        from diffusers import StableDiffusion3Img2ImgPipeline
-
-        return self._derived_pipeline("img2img", StableDiffusion3Img2ImgPipeline)
-
-    def _derived_pipeline(self, kind: str, cls: type) -> Any:
+        cls = StableDiffusion3InpaintPipeline if kind == "inpaint" else StableDiffusion3Img2ImgPipeline
         with self.owner.lock:
             if kind not in self._derived:
-                pipe = cls(**self.components())
+                pipe = cls(**self.owner.get().components)
                 if self.owner.memory_mode == "offload":
                     pipe.enable_model_cpu_offload(device=self.owner.device)
                 pipe.set_progress_bar_config(desc=kind)
                 self._derived[kind] = pipe
             return self._derived[kind]
-
-
-_SERVICES: dict[tuple, GenerationService] = {}
-_SERVICES_LOCK = threading.Lock()
-
-
-def get_service(settings: ServeSettings) -> GenerationService:
-    """The service for these settings (one per model/device/memory mode/LoRAs/output folder in a process),
-    so the Generate and Edit views share one loaded pipeline."""
-    key = (settings.sd_model, settings.device, settings.memory_mode, tuple(settings.loras),
-           tuple(map(str, settings.lora_dirs)), str(settings.output_dir), settings.speed, settings.max_batch)
-    with _SERVICES_LOCK:
-        if key not in _SERVICES:
-            _SERVICES[key] = GenerationService(settings)
-        return _SERVICES[key]

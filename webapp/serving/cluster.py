@@ -10,6 +10,7 @@ talks to the replicas through deployment handles. Every problem is one :class:`U
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,10 @@ def deployment_options(settings: ServeSettings, gpus_per_replica: float, low: in
         "health_check_period_s": 2.0,
         "graceful_shutdown_timeout_s": 5.0,
     }
+    from webapp.serving.replica import SIMULATE_ENV
+
+    if os.environ.get(SIMULATE_ENV):  # bench/serving.py --simulate-gpu-ms: these replicas sleep in place of the GPU
+        options["ray_actor_options"]["runtime_env"] = {"env_vars": {SIMULATE_ENV: os.environ[SIMULATE_ENV]}}
     if low == high:
         options["num_replicas"] = low
     else:
@@ -125,8 +130,6 @@ def deployment_options(settings: ServeSettings, gpus_per_replica: float, low: in
 def _runtime_env() -> dict[str, Any]:
     """Run from a source checkout (not pip-installed): the replicas need the checkout on their path too.
     Joined machines need face-studio installed (docs/serving.md)."""
-    import os
-
     import webapp
 
     root = str(Path(webapp.__file__).resolve().parent.parent)

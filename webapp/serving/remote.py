@@ -1,46 +1,42 @@
-"""The Gradio front end's side of Ray Serve: the same methods the Generate and Parse views call on the
-single-box service and parser, answered by the replicas through a deployment handle.
+"""The Gradio front end's side of Ray Serve: :class:`RayBackend`, the :class:`~webapp.backend.base.Backend`
+whose pipeline calls run on the replicas, through a deployment handle.
 
-Requests are validated here (the user's error comes back at once), sent with their seed fixed, and their
-PNGs written to the front end's ``--output-dir``. A request whose replica dies (killed, node lost) is sent
-again, up to :data:`RETRIES` times: Serve routes it to a live replica and restarts the dead one.
+Everything else stays on the front end, as on the single box: requests are checked here (the user's error
+comes back at once) and sent with their seed fixed; Edit's mask is prepared and its result composited here
+(bit-exact outside the mask); replicas send images back as arrays and the PNGs are written once, here, to
+the front end's ``--output-dir``. A call whose replica dies (killed, node lost) is sent again, up to
+:data:`RETRIES` times: Serve routes it to a live replica and restarts the dead one.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
-import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from face_studio.atomic import atomic_write
 from face_studio.errors import UserError
-from webapp.generation import presets as P
-from webapp.generation.jobs import CancelFlags
-from webapp.generation.params import GenerationRequest, ImageParameters, validate
-from webapp.generation.service import (
-    REPLICAS_CONCURRENCY_ID,
-    GeneratedImage,
-    GenerationCancelled,
-    GenerationResult,
-)
+from webapp.backend.base import REPLICAS_LANE, Backend, ParseReply, Slot
+from webapp.generation.params import GenerationRequest, ImageParameters
+from webapp.generation.run import GenerationCancelled, LoraChoice, ProgressFn, RunOutput
+from webapp.generation.service import GeneratedImage, GenerationResult
 from webapp.parsing import ParseResult
 from webapp.serving import cluster
+from webapp.serving.replica import pack_images
 from webapp.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
 RETRIES = 3  # sends of one request to another replica after its replica died
 STATUS_TIMEOUT_S = 60.0
-ProgressFn = Callable[[int, int], None]
 
 
 def _replica_lost(err: BaseException) -> bool:
@@ -78,159 +74,142 @@ def wait_for(response, timeout_s: float | None = None):
         return pool.submit(response.result, timeout_s=timeout_s).result()
 
 
-class _Owner:
-    """The bit of :class:`PipelineOwner` the Generate view reads: replicas load their pipeline at start."""
+def _image(array: np.ndarray) -> Image.Image:
+    from PIL import Image
 
-    loaded = True
+    return Image.fromarray(np.asarray(array, dtype=np.uint8))
 
 
-class RemoteGenerationService(CancelFlags):
-    """Generation on Ray Serve replicas, with the interface of :class:`GenerationService` that the views use."""
+class RayBackend(Backend):
+    """Generate, Edit's pipeline call and the server parse on Ray Serve replicas."""
+
+    kind = "ray"
 
     def __init__(self, settings: ServeSettings, deployment: cluster.Deployment) -> None:
-        super().__init__()
-        self.settings = settings
+        super().__init__(settings)
         self.deployment = deployment
         self.handle = deployment.handle
-        self.output_dir = Path(settings.output_dir)
-        self.default_preset = P.preset_for_model(settings.sd_model)
-        self.owner = _Owner()
-        self.retries = 0  # requests re-sent after a replica was lost (for tests and the log)
-        self._counter = itertools.count(1)
-        self._status = wait_for(self.handle.status.remote(), timeout_s=STATUS_TIMEOUT_S)
+        self.retries = 0  # calls re-sent after a replica was lost (for tests and the log)
+        self._replica_status = wait_for(self.handle.status.remote(), timeout_s=STATUS_TIMEOUT_S)
+
+    @classmethod
+    def start(cls, settings: ServeSettings) -> RayBackend:
+        """Start or join Ray, deploy the replicas (blocks until each has loaded its pipeline)."""
+        return cls(settings, cluster.start(settings))
 
     # ---------------------------------------------------------------------------------------- status
 
     @property
     def unavailable_reason(self) -> str | None:
-        return self._status["unavailable"]
-
-    @property
-    def speed_note(self) -> str | None:
-        return self._status["speed_note"]
-
-    def status_markdown(self) -> str:
-        low, high = cluster.replica_bounds(self.settings)
-        count = str(low) if low == high else f"{low}–{high} (autoscaling)"
-        gpus = "1 GPU each" if self.deployment.gpus_per_replica else "CPU"
-        return f"{self._status['status']} · **Ray Serve** {count} replica(s), {gpus}"
-
-    @property
-    def generate_concurrency(self) -> tuple[str, int]:
-        """Every replica busy with a full batch: the front end's queue no longer serialises across replicas."""
-        return REPLICAS_CONCURRENCY_ID, self.deployment.replicas * max(1, self.settings.max_batch)
+        return self._replica_status["unavailable"]
 
     @property
     def lora_names(self) -> list[str]:
         """The LoRAs requests may name: the replicas' (the same --lora / --lora-dir on each)."""
-        return list(self._status.get("loras", []))
+        return list(self._replica_status.get("loras", []))
 
     @property
-    def preset(self) -> P.Preset:
-        return P.PRESETS[self.default_preset]
+    def model(self) -> str:
+        return self._replica_status["model"]
 
-    def speed_status(self, width: Any, height: Any) -> str | None:
-        return None  # each replica compiles on its own first request; its progress stream says so
+    def lane(self, endpoint: str) -> Slot:
+        """Every replica busy with a full batch: the front end's queue no longer serialises across replicas
+        (edits, one per replica at a time, share the lane)."""
+        return Slot(REPLICAS_LANE, self.deployment.replicas * max(1, self.settings.max_batch))
 
-    # ------------------------------------------------------------------------------------ generation
+    def _status(self) -> dict[str, Any]:
+        low, high = cluster.replica_bounds(self.settings)
+        fields = {k: v for k, v in self._replica_status.items() if k not in ("pid", "simulated_gpu_ms")}
+        return {**fields, "loaded": True, "replicas": self.deployment.replicas,
+                "replica_range": str(low) if low == high else f"{low}–{high}",
+                "gpus_per_replica": self.deployment.gpus_per_replica}
 
-    def generate_from_inputs(self, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                             lora: str | None = None, lora_scale: float | None = None,
-                             **inputs: Any) -> GenerationResult:
-        if self.unavailable_reason:
-            raise UserError(self.unavailable_reason)
-        return self.generate(validate(**inputs), progress=progress, cancel=cancel, lora=lora, lora_scale=lora_scale)
+    # ------------------------------------------------------------------------------- pipeline calls
 
-    def generate(self, request: GenerationRequest, *, progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None, lora: str | None = None,
-                 lora_scale: float | None = None) -> GenerationResult:
-        """Send ``request`` with its LoRA name to a replica (again to another if it dies), stream its
-        progress, keep its PNGs. The replica picks the LoRA from its catalog (an unknown name: its message)."""
-        request = request.with_seed()  # fixed here, so a retry on another replica makes the same images
+    def _retried(self, err: BaseException, attempt: int) -> None:
+        self.retries += 1
+        log.warning("replica lost during a request (%s); sending it again (%d of %d)", type(err).__name__,
+                    attempt, RETRIES)
 
-        def retried(err: BaseException, attempt: int) -> None:
-            self.retries += 1
-            log.warning("replica lost during a request (%s); sending it again (%d of %d)",
-                        type(err).__name__, attempt, RETRIES)
+    def _call(self, method: str, args: tuple, progress: ProgressFn | None,
+              cancel: threading.Event | None) -> dict[str, Any]:
+        """Stream ``method(*args)`` from a replica (again from another if it dies): forward its steps to
+        ``progress``, stop it when ``cancel`` is set, return its result message."""
 
-        return with_retries(lambda: self._send(request, progress, cancel, lora, lora_scale), retried)
+        def send() -> dict[str, Any]:
+            stream = getattr(self.handle.options(stream=True), method).remote(*args)
+            for item in stream:
+                if cancel is not None and cancel.is_set():
+                    stream.cancel()
+                    raise GenerationCancelled("cancelled.")
+                kind = item["type"]
+                if kind == "step":
+                    if progress is not None:
+                        progress(item["done"], item["total"])
+                elif kind == "error":
+                    raise (GenerationCancelled if item["kind"] == "GenerationCancelled" else UserError)(
+                        item["message"])
+                elif kind == "failed":
+                    raise RuntimeError(f"the replica failed: {item['message']}")
+                else:
+                    return item
+            raise RuntimeError("the replica closed the stream without a result")
 
-    def _send(self, request: GenerationRequest, progress: ProgressFn | None, cancel: threading.Event | None,
-              lora: str | None, lora_scale: float | None) -> GenerationResult:
-        stream = self.handle.options(stream=True).generate.remote(asdict(request), lora, lora_scale)
-        for item in stream:
-            if cancel is not None and cancel.is_set():
-                stream.cancel()
-                raise GenerationCancelled("cancelled.")
-            kind = item["type"]
-            if kind == "step":
-                if progress is not None:
-                    progress(item["done"], item["total"])
-            elif kind == "error":
-                raise (GenerationCancelled if item["kind"] == "GenerationCancelled" else UserError)(item["message"])
-            elif kind == "failed":
-                raise RuntimeError(f"the replica failed: {item['message']}")
-            else:
-                return self._keep(request, item)
-        raise RuntimeError("the replica closed the stream without a result")
+        return with_retries(send, self._retried)
 
-    def _keep(self, request: GenerationRequest, reply: dict[str, Any]) -> GenerationResult:
+    def _generate(self, request: GenerationRequest, *, lora: str | None, lora_scale: float | None,
+                  progress: ProgressFn | None, cancel: threading.Event | None) -> GenerationResult:
+        """The replica picks the LoRA from its catalog (an unknown name: its message)."""
+        reply = self._call("generate", (asdict(request), lora, lora_scale), progress, cancel)
         request = replace(request, loras=tuple((name, scale) for name, scale in reply.get("loras", [])))
-        images = []
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for image in reply["images"]:
-            params = ImageParameters(**image["parameters"])
-            path = self.output_dir / f"{stamp}-r{next(self._counter):04d}-{image['seed']}.png"
-            atomic_write(path, image["png"])
-            images.append(GeneratedImage(path=path, seed=image["seed"], parameters=params))
+        images = [GeneratedImage(image=_image(image["array"]), seed=image["seed"],
+                                 parameters=ImageParameters(**image["parameters"])) for image in reply["images"]]
         return GenerationResult(images=images, request=request, seconds=reply["seconds"])
 
+    def run_pipeline(self, kind: str, inputs: dict[str, Any], seeds: list[int], *, steps: int,
+                     loras: LoraChoice = (), progress: ProgressFn | None = None,
+                     cancel: threading.Event | None = None) -> RunOutput:
+        reply = self._call("run_pipeline", (kind, pack_images(dict(inputs)), list(seeds), steps,
+                                            [list(pair) for pair in loras]), progress, cancel)
+        return RunOutput(images=[_image(array) for array in reply["images"]], seconds=reply["seconds"])
 
+    def _parse(self, image: Image.Image, dtype: str, faces: str) -> ParseReply:
+        from webapp.parsing import parse_image
+
+        parser = RemoteParser(self.handle, dtype, self.settings.parse_provider)
+        result = parse_image(parser, image, faces)  # faces found here; each crop parsed on a replica
+        last = parser.last_reply or {"providers": ["?"], "dtype": dtype, "load_ms": 0.0}
+        return ParseReply(result, list(last["providers"]), last["dtype"], float(last["load_ms"]))
+
+
+@dataclass
 class RemoteParser:
-    """The server parse on a replica (its GPU's CUDA EP when it has one), with :class:`FaceParser`'s face."""
+    """The server parse on a replica (its GPU's CUDA EP when it has one)."""
 
-    def __init__(self, handle: Any, dtype: str, provider: str = "auto") -> None:
-        self.handle = handle
-        self.dtype = dtype
-        self.provider = provider
-        self.providers: list[str] = []
-        self.last_pid: int | None = None  # the replica process that answered last
+    handle: Any
+    dtype: str
+    provider: str = "auto"
+    last_reply: dict[str, Any] | None = None
 
-    def parse_batch(self, images: list) -> list[ParseResult]:
+    @property
+    def requested_provider(self) -> str:
+        """The provider asked for (the front end's face detector follows it, like a local parser's)."""
+        return self.provider
+
+    def parse_batch(self, images: list[Image.Image]) -> list[ParseResult]:
+        """Each image parsed on a replica, one call each (what :func:`webapp.parsing.parse_image` needs)."""
         results = []
         for image in images:
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            png = buffer.getvalue()
-            reply = with_retries(lambda png=png: wait_for(self.handle.parse.remote(png, self.dtype, self.provider)))
-            if "error" in reply:
-                raise UserError(reply["error"])
-            self.providers[:] = reply["providers"]  # in place: the view holds this list
-            self.last_pid = reply["pid"]
-            results.append(ParseResult(np.asarray(reply["labels"]), reply["timings"]))
+            self.last_reply = self.parse_reply(image)
+            results.append(ParseResult(np.asarray(self.last_reply["labels"]), self.last_reply["timings"]))
         return results
 
-    def parse(self, image) -> np.ndarray:
-        return self.parse_batch([image])[0].labels
-
-
-# ------------------------------------------------------------------------------------------- registry
-
-_SERVICES: dict[int, RemoteGenerationService] = {}
-_LOCK = threading.Lock()
-
-
-def remote_service(settings: ServeSettings) -> RemoteGenerationService:
-    """The front end's service for ``settings`` (with ``settings.ray`` set): starts / joins Ray and deploys
-    the replicas on first use, once per process."""
-    with _LOCK:
-        if id(settings) not in _SERVICES:
-            service = RemoteGenerationService(settings, cluster.start(settings))
-            if service.speed_note:  # e.g. --speed fp8 on replicas without an fp8 GPU: said once, runs eager
-                log.warning("note: the replicas' %s", service.speed_note)
-            _SERVICES[id(settings)] = service
-        return _SERVICES[id(settings)]
-
-
-def remote_parser(settings: ServeSettings, dtype: str) -> RemoteParser:
-    return RemoteParser(remote_service(settings).handle, dtype, settings.parse_provider)
+    def parse_reply(self, image: Image.Image) -> dict[str, Any]:
+        """The replica's reply for one image (labels, timings, providers, pid), or its message as a UserError."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        png = buffer.getvalue()
+        reply = with_retries(lambda: wait_for(self.handle.parse.remote(png, self.dtype, self.provider)))
+        if "error" in reply:
+            raise UserError(reply["error"])
+        return reply

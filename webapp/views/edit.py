@@ -3,7 +3,7 @@
 The page's UI is ours (``static/js/edit-view.js``, mounted into a ``gr.HTML``): it parses the photo in
 the browser with the same worker as the Parse view, builds the mask, and uploads image + mask once, after
 the user confirms. The ``inpaint`` and ``restyle`` endpoints below (hidden components) are what it and
-``gradio_client`` call; both run in the GPU queue shared with ``generate`` (one job at a time). Their
+``gradio_client`` call; both queue on the backend's GPU lane (``webapp.backend``), with ``generate``. Their
 parameters — order, defaults, limits — come from :mod:`webapp.editing.fields`, which the page gets too.
 """
 
@@ -17,10 +17,11 @@ from functools import partial
 
 import gradio as gr
 
+from webapp.backend import backend_for
 from webapp.editing import fields as F
 from webapp.editing import handlers
 from webapp.editing.masks import MAX_COVERAGE
-from webapp.generation.service import GPU_CONCURRENCY_ID, get_service  # GPU lane: one SD3 job at a time, with generate
+from webapp.fields import api_description
 from webapp.routes import ASSETS_PATH
 from webapp.settings import ServeSettings
 from webapp.views.parse import page_config
@@ -55,10 +56,10 @@ def _endpoint(names: tuple[str, ...], run: Callable) -> Callable:
 
 def edit_config(settings: ServeSettings) -> dict:
     """The Parse view's model config plus the edit endpoints' fields (defaults for the loaded model)."""
-    service = get_service(settings)
+    backend = backend_for(settings)
     config = page_config(settings)
-    return {**config, "api": {**config["api"], **F.endpoints(service.default_preset)}, "maxCoverage": MAX_COVERAGE,
-            "generationUnavailable": service.unavailable_reason}
+    return {**config, "api": {**config["api"], **F.endpoints(backend.default_preset)}, "maxCoverage": MAX_COVERAGE,
+            "generationUnavailable": backend.unavailable_reason}
 
 
 def build(settings: ServeSettings) -> None:
@@ -74,7 +75,8 @@ def build(settings: ServeSettings) -> None:
     # The server endpoints (hidden components; the page and gradio_client call them by name). preprocess=False:
     # every value reaches webapp.editing.fields as sent, so NaN, None or text get a message naming the field
     # instead of Gradio's "Could not preprocess input component at index N".
-    fields = F.edit_fields(get_service(settings).default_preset)
+    backend = backend_for(settings)
+    fields = F.edit_fields(backend.default_preset)
     with gr.Group(visible=False):
         inputs = {name: _component(field) for name, field in fields.items()}
         result = gr.File(label="Result PNG (with parameters)")
@@ -96,5 +98,6 @@ def build(settings: ServeSettings) -> None:
             _endpoint(names, partial(handler, settings)),
             inputs=[inputs[n] for n in names],
             outputs=[result, compare, record], api_name=api_name, preprocess=False,
-            concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=1, api_description=description,
+            concurrency_id=backend.lane(api_name).concurrency_id, concurrency_limit=backend.lane(api_name).limit,
+            api_description=api_description(description, fields, names),
         )

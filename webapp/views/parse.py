@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -17,7 +16,9 @@ from PIL import Image
 
 from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
 from face_studio.preprocess import input_size, overlay
+from webapp.backend import backend_for
 from webapp.errors import user_errors
+from webapp.fields import Field, api_description, endpoint_json
 from webapp.parsing import (
     DEFAULT_DTYPE,
     DEFAULT_FACES,
@@ -26,12 +27,9 @@ from webapp.parsing import (
     area_summary,
     available_dtypes,
     faces_summary,
-    get_parser,
     missing_export_message,
-    parse_image,
 )
 from webapp.routes import ASSETS_PATH, PARSER_PATH, live_parser_model_id, parser_model_id
-from webapp.serving.remote import remote_parser
 from webapp.settings import ServeSettings
 
 CSS_URL = f"{ASSETS_PATH}/css/parse.css"
@@ -39,6 +37,16 @@ HEAD = f'<link rel="stylesheet" href="{CSS_URL}">'
 MOUNT_JS = f"import('{ASSETS_PATH}/js/parse-view.js').then((m) => m.mount(element));"
 OVERLAY_OPACITY = 0.5
 PARSE_CONCURRENCY_ID = "parse"  # a queue lane of its own (webapp.app.setup_queue): never behind GPU jobs
+# The parse API's parameters (positional order) and their records: the page config and API docs come from them.
+PARSE = ("file", "dtype", "faces")
+PARSE_FIELDS = {f.name: f for f in (
+    Field("file", "file", "Image"),
+    Field("dtype", "choice", "ONNX dtype", DEFAULT_DTYPE, choices=tuple(DTYPES)),
+    Field("faces", "choice", "Faces", DEFAULT_FACES, choices=tuple(FACES_MODES),
+          hint="auto: each face parsed on its own crop (the whole image when none is found); largest; off: the "
+               "whole image"))}
+PARSE_SUMMARY = ("Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary "
+                 "(the faces found, each parsed on its own crop, are in the summary).")
 LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jonathandinu/face-parsing "
                "--images YOUR_PHOTOS --student mit-b0 --size 256 --out student`, "
                "`face-studio export --model student --out live`, "
@@ -85,9 +93,7 @@ def page_config(settings: ServeSettings) -> dict:
         "vendorUrl": f"{ASSETS_PATH}/vendor/",
         "workerUrl": f"{ASSETS_PATH}/js/worker.js",
         # The server `parse` API for static/js/api-client.js: its name and parameters, in order.
-        "api": {"parse": {"api": "parse", "fields": [{"name": "file", "kind": "file"},
-                                                     {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE},
-                                                     {"name": "faces", "kind": "text", "default": DEFAULT_FACES}]}},
+        "api": {"parse": endpoint_json("parse", PARSE_FIELDS, PARSE)},
         "inputSize": input_size(parser_dir),
         "live": live,
         "liveMissing": live_missing_note(settings, live),
@@ -102,25 +108,20 @@ def parse_run(file: str | None, dtype: str, settings: ServeSettings, faces: str 
     own crop; the whole image when none), largest, off (the whole image). User errors become ``gr.Error``."""
     # 1. Check inputs: a real, not-too-large image and a known dtype.
     image = load_image(file, what="image")
-    parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
-              else get_parser(settings.parser_dir, dtype or DEFAULT_DTYPE, provider=settings.parse_provider,
-                               device=settings.device))
-    # 2. Run the shared ONNX Runtime session (loaded on first use).
-    load_start = time.perf_counter()
-    providers = parser.providers
-    load_ms = (time.perf_counter() - load_start) * 1000
-    result = parse_image(parser, image, faces or DEFAULT_FACES)
+    # 2. Find the faces (auto/largest/off) and parse each crop (or the whole image), here or on a Ray replica.
+    faces = faces or DEFAULT_FACES
+    reply = backend_for(settings).parse(image, dtype or DEFAULT_DTYPE, faces)
     # 3. Outputs: the label map (pixel = class id, mode L), the overlay and what it took.
-    labels = result.labels
+    labels = reply.result.labels
     summary = {
         "width": image.width,
         "height": image.height,
-        "backend": f"server · ONNX Runtime ({providers[0].removesuffix('ExecutionProvider')})",
-        "dtype": parser.dtype,
+        "backend": f"server · ONNX Runtime ({reply.providers[0].removesuffix('ExecutionProvider')})",
+        "dtype": reply.dtype,
         "area_percent": area_summary(labels),
-        "timings_ms": {"load": round(load_ms, 2),
-                       **{k: round(v, 2) for k, v in result.timings.items()}},
-        **faces_summary(result, faces or DEFAULT_FACES),
+        "timings_ms": {"load": round(reply.load_ms, 2),
+                       **{k: round(v, 2) for k, v in reply.result.timings.items()}},
+        **faces_summary(reply.result, faces),
     }
     return Image.fromarray(labels), overlay(image, labels, OVERLAY_OPACITY), summary
 
@@ -140,9 +141,11 @@ def build(settings: ServeSettings) -> None:
 
     # The server endpoint (hidden components; the page and gradio_client call it as "parse").
     with gr.Group(visible=False):
-        parse_file = gr.File(label="Image", type="filepath")
-        parse_dtype = gr.Dropdown(list(DTYPES), value=DEFAULT_DTYPE, label="ONNX dtype")
-        parse_faces = gr.Dropdown(list(FACES_MODES), value=DEFAULT_FACES, label="Faces")
+        parse_file = gr.File(label=PARSE_FIELDS["file"].label, type="filepath")
+        parse_dtype = gr.Dropdown(list(PARSE_FIELDS["dtype"].choices), value=PARSE_FIELDS["dtype"].default,
+                                  label=PARSE_FIELDS["dtype"].label)
+        parse_faces = gr.Dropdown(list(PARSE_FIELDS["faces"].choices), value=PARSE_FIELDS["faces"].default,
+                                  label=PARSE_FIELDS["faces"].label)
         parse_label_map = gr.Image(label="Label map (pixel = class id)", type="pil", format="png")
         parse_overlay = gr.Image(label="Overlay", type="pil", format="png")
         parse_summary = gr.JSON(label="Summary")
@@ -154,6 +157,5 @@ def build(settings: ServeSettings) -> None:
         api_name="parse",
         concurrency_id=PARSE_CONCURRENCY_ID,
         concurrency_limit=settings.parse_workers,
-        api_description="Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary "
-                        "(faces: auto | largest | off; the faces found are in the summary).",
+        api_description=api_description(PARSE_SUMMARY, PARSE_FIELDS, PARSE),
     )
