@@ -32,10 +32,10 @@ BAD_INPUTS: list[BadInput] = [
     _api("T5 max tokens = 1000", "T5 max sequence length must be one of 77, 128, 256, 512",
          max_sequence_length=1000),
     # LoRAs: names only; the answer lists the names on offer and nothing about the server's files
-    _api("lora = /etc/shadow", "no LoRA named '/etc/shadow'; choose one of: tiny_style.", lora="/etc/shadow"),
+    _api("lora = /etc/shadow", "no LoRA named 'shadow'; choose one of: tiny_style.", lora="/etc/shadow"),
     _api("lora = ../../etc/passwd", "no LoRA named '../../etc/passwd'; choose one of: tiny_style.",
          lora="../../etc/passwd"),
-    _api("lora = /root", "no LoRA named '/root'; choose one of: tiny_style.", lora="/root"),
+    _api("lora = /root", "no LoRA named 'root'; choose one of: tiny_style.", lora="/root"),
     _api("lora = tiny", "no LoRA named 'tiny'; choose one of: tiny_style.", lora="tiny"),
     _api("lora_scale = 11", "LoRA scale must be between -10 and 10, got 11.0", lora="tiny_style", lora_scale=11),
 ]

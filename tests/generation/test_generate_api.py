@@ -191,7 +191,7 @@ def test_missing_model_folder_is_a_clear_error_and_the_server_keeps_serving(tmp_
     try:
         client = Client(handle.url, verbose=False)
         for _ in range(2):  # asked twice: the same clear answer, the server still up
-            with pytest.raises(AppError, match=f"model folder {missing} does not exist"):
+            with pytest.raises(AppError, match=f"model folder {missing.name} does not exist"):
                 generate(client)
         assert client.predict(api_name="/cancel") == ()  # other endpoints still answer
     finally:

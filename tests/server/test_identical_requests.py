@@ -44,7 +44,7 @@ def test_identical_concurrent_parses_are_all_answered(server, parser_dir, tmp_pa
     def parse(i: int) -> None:
         nonlocal answered
         try:
-            label_map, _, summary = clients[i].predict(handle_file(photo), "q8", api_name="/parse")
+            label_map, _, summary = clients[i].predict(handle_file(photo), "q8", "off", api_name="/parse")
             labels = np.asarray(Image.open(label_map))
             assert labels.shape == expected.shape and (labels == expected).mean() >= 0.999, "wrong labels"
             assert summary["width"] == 160

@@ -90,7 +90,7 @@ def parse_over_call_route(url: str, image: Path) -> list:
     with httpx.Client(timeout=60) as http:
         with image.open("rb") as file:
             [path] = http.post(f"{api}/upload", files={"files": (image.name, file, "image/png")}).json()
-        body = {"data": [{"path": path, "orig_name": image.name, "meta": {"_type": "gradio.FileData"}}, "q8"]}
+        body = {"data": [{"path": path, "orig_name": image.name, "meta": {"_type": "gradio.FileData"}}, "q8", "off"]}
         event_id = http.post(f"{api}/call/parse", json=body).json()["event_id"]
         text = http.get(f"{api}/call/parse/{event_id}").text
     assert "event: complete" in text, text
