@@ -52,11 +52,12 @@ from face_studio.training.augment import AugmentConfig, colour
 from face_studio.training.data import IMAGE_EXTS, images_in
 from face_studio.training.synth import MAX_SEED, MAX_SIZE
 
-STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
+STUDENTS = ("mit-b0-d64", "tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
+DEFAULT_STUDENT = "mit-b0-d64"  # the live student: chosen by measurement (bench/live_students.py, docs/live.md)
 DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
 DEFAULT_TEMPERATURE = 2.0  # softens both distributions so the teacher's second choices carry signal
 # From-scratch rates measured on synthetic faces (tiny: README's recipe); a pretrained --init wants a smaller one.
-DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
+DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b0-d64": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
 CACHE = "teacher-cache"
 LOGITS_STRIDE = 4  # SegFormer's logits are size/4 a side
 TEACHER_BATCH = 8
@@ -75,7 +76,7 @@ class DistilConfig:
     teacher: str
     images: str | Path
     out: str | Path
-    student: str = "mit-b0"
+    student: str = DEFAULT_STUDENT
     size: int = 256
     epochs: float = 30.0
     lr: float | None = None  # None: DEFAULT_LR for the student (or for --init)
