@@ -12,3 +12,13 @@ DTYPES: tuple[str, ...] = tuple(DTYPE_FILES)
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "logits"
 MANIFEST = "manifest.json"
+
+# In-graph post-processing (``face-studio export --labels-out``): the same graph per dtype with upsample +
+# argmax appended; transformers.js loads them with ``model_file_name: "labels"``.
+LABELS_FILES: dict[str, str] = {
+    "fp32": "onnx/labels.onnx",
+    "fp16": "onnx/labels_fp16.onnx",
+    "q8": "onnx/labels_quantized.onnx",
+}
+OUTPUT_SIZE_INPUT = "output_size"
+LABELS_OUTPUT = "labels"

@@ -90,6 +90,7 @@ export class BrowserParser {
       worker.postMessage({ type: 'load', data: {
         modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
         device, dtype, numThreads, inputSize: this.config.inputSize,
+        labelsGraph: (this.config.labelsGraph || []).includes(dtype),
       } });
     });
   }

@@ -1,7 +1,8 @@
 // Web Worker that owns the face parser (transformers.js + ONNX Runtime Web), so the page never blocks.
 //
 // Messages, both ways: {type, data}.
-//   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize}
+//   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize,
+//                         labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph)}
 //                  parse {id, rgba: ArrayBuffer, width, height}
 //   worker → page  progress {...transformers.js progress event}   status {phase}
 //                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs}
@@ -39,6 +40,7 @@ async function load(options) {
   const model = await AutoModel.from_pretrained(options.modelId, {
     device: options.device,
     dtype: options.dtype,
+    ...(options.labelsGraph ? { model_file_name: 'labels' } : {}),
     progress_callback: (event) => post('progress', event),
   });
   const t1 = performance.now();
@@ -46,14 +48,17 @@ async function load(options) {
   post('status', { phase: 'warming up' });
   const size = options.inputSize || INPUT_SIZE; // the export's preprocessor_config size
   const dummy = new Tensor('float32', new Float32Array(3 * size * size), [1, 3, size, size]);
-  await model({ pixel_values: dummy });
+  await model({ pixel_values: dummy, ...(options.labelsGraph ? { output_size: outputSize(size, size) } : {}) });
   const t2 = performance.now();
-  parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId };
+  parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId,
+    labelsGraph: Boolean(options.labelsGraph) };
   post('ready', {
     modelId: options.modelId, inputSize: size, device: options.device, dtype: options.dtype, numThreads,
     isolated: self.crossOriginIsolated, loadMs: t1 - t0, warmupMs: t2 - t1,
   });
 }
+
+const outputSize = (height, width) => new Tensor('int64', BigInt64Array.from([height, width].map(BigInt)), [2]);
 
 async function parse({ id, rgba, width, height }) {
   if (!parser) throw new Error('the parser is not loaded yet');
@@ -61,10 +66,18 @@ async function parse({ id, rgba, width, height }) {
   const { size } = parser;
   const pixels = toPixelValues(new Uint8Array(rgba), width, height, size);
   const t1 = performance.now();
-  const { logits } = await parser.model({ pixel_values: new Tensor('float32', pixels, [1, 3, size, size]) });
-  const t2 = performance.now();
-  const [, channels, h, w] = logits.dims;
-  const { labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width);
+  const input = new Tensor('float32', pixels, [1, 3, size, size]);
+  let labels, exact = null, t2;
+  if (parser.labelsGraph) { // the graph upsampled and took the argmax (in "model"); the worker only copies
+    const out = await parser.model({ pixel_values: input, output_size: outputSize(height, width) });
+    t2 = performance.now();
+    labels = new Uint8Array(out.labels.data);
+  } else {
+    const { logits } = await parser.model({ pixel_values: input });
+    t2 = performance.now();
+    const [, channels, h, w] = logits.dims;
+    ({ labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width));
+  }
   const t3 = performance.now();
   post('result', {
     id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact,

@@ -34,7 +34,7 @@ def camera_browser(browser, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live_export_dir(tmp_path_factory) -> Path:
-    """A second tiny parser, exported at 128 px: the live parser."""
+    """A second tiny parser, exported at 128 px with labels graphs (--labels-out): the live parser."""
     from webapp.cli import main
 
     work = tmp_path_factory.mktemp("live-parser")
@@ -43,7 +43,7 @@ def live_export_dir(tmp_path_factory) -> Path:
     pre["size"] = {"height": LIVE_SIZE, "width": LIVE_SIZE}
     (model / "preprocessor_config.json").write_text(json.dumps(pre))
     assert main(["export", "--model", str(model), "--out", str(work / "export"), "--dtypes", "fp32,q8",
-                 "--quiet"]) == 0
+                 "--labels-out", "--quiet"]) == 0
     return work / "export"
 
 
@@ -186,3 +186,74 @@ def test_serve_refuses_a_live_parser_that_is_not_an_export(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"--live-parser {folder}" in err
     assert f"face-studio export --model STUDENT_DIR --out {folder}" in err
+
+
+# The twin test of in-graph post-processing: the same frame through two workers of the page, one running the
+# labels graph (upsample + argmax in ONNX Runtime Web, uint8 out), one the logits graph + segment.js's
+# logitsToLabels. Float32 (ORT) and float64 (JS) interpolation may order a near-tie differently: a pixel may
+# differ only where the two best classes are that close, so the test allows at most 1 in 10,000 pixels.
+TWIN = """async ({config, dtype, device, rgbaB64, width, height}) => {
+    const { BrowserParser } = await import(config.workerUrl.replace('worker.js', 'browser-parser.js'));
+    const rgba = Uint8Array.from(atob(rgbaB64), (c) => c.charCodeAt(0));
+    const out = {};
+    for (const graph of ['labels', 'logits']) {
+        const parser = new BrowserParser({ ...config, labelsGraph: graph === 'labels' ? [dtype] : [] });
+        await parser.load({ device, dtype, numThreads: 1 });
+        const result = await parser.parse(rgba, width, height);
+        parser.dispose();
+        out[graph] = { labels: Array.from(result.labels), timings: result.timings,
+                       boundary: result.boundaryPixels };
+    }
+    return out;
+}"""
+
+
+def run_twin(page: ParsePage, config: dict, dtype: str, device: str) -> dict:
+    import base64
+
+    from skimage import data
+
+    image = Image.fromarray(data.astronaut()).resize((640, 480), Image.BILINEAR).convert("RGBA")
+    rgba = base64.b64encode(np.asarray(image).tobytes()).decode()
+    return page.page.evaluate(TWIN, {"config": config, "dtype": dtype, "device": device, "rgbaB64": rgba,
+                                     "width": 640, "height": 480})
+
+
+def assert_twins(out: dict) -> None:
+    labels, logits = np.array(out["labels"]["labels"]), np.array(out["logits"]["labels"])
+    assert labels.shape == logits.shape == (480 * 640,)
+    assert out["labels"]["boundary"] is None and out["logits"]["boundary"] > 0  # each path really ran
+    assert len(np.unique(logits)) > 1  # a map with borders, so the upsample is exercised
+    differ = int((labels != logits).sum())
+    assert differ <= labels.size // 10_000, f"{differ} of {labels.size} pixels differ"
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "q8"])
+def test_labels_graph_equals_the_js_post_processing_in_wasm(camera_browser, live_server, dtype) -> None:
+    page = open_page(camera_browser, live_server)
+    try:
+        live = json.loads(page.root.get_attribute("data-config"))
+        config = {**live, **live["live"]}
+        assert set(config["labelsGraph"]) == {"fp32", "q8"}
+        assert_twins(run_twin(page, config, dtype, "wasm"))
+        assert not page.errors
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_labels_graph_equals_the_js_post_processing_in_webgpu(browser, live_server) -> None:
+    """One frame each way on WebGPU (SwiftShader here: ~25 s a frame for a tiny model)."""
+    chromium = browser.browser_type.launch(executable_path=CHROMIUM,
+                                           args=[a for a in CHROMIUM_ARGS if a != "--disable-gpu"]
+                                           + ["--enable-unsafe-webgpu"])
+    try:
+        page = ParsePage(chromium, live_server).open()
+        if not page.page.evaluate("async () => Boolean(navigator.gpu && await navigator.gpu.requestAdapter())"):
+            pytest.skip("this Chromium has no WebGPU adapter")
+        live = json.loads(page.root.get_attribute("data-config"))
+        page.page.set_default_timeout(PARSE_TIMEOUT_MS)
+        assert_twins(run_twin(page, {**live, **live["live"]}, "fp32", "webgpu"))
+        page.close()
+    finally:
+        chromium.close()

@@ -16,6 +16,7 @@ import gradio as gr
 from PIL import Image
 
 from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
+from face_studio.onnx_files import LABELS_FILES
 from face_studio.preprocess import input_size, overlay
 from webapp.errors import user_errors
 from webapp.parsing import (
@@ -37,7 +38,7 @@ OVERLAY_OPACITY = 0.5
 PARSE_CONCURRENCY_ID = "parse"  # a queue lane of its own (webapp.app.setup_queue): never behind GPU jobs
 LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jonathandinu/face-parsing "
                "--images YOUR_PHOTOS --student mit-b0 --size 256 --out student`, "
-               "`face-studio export --model student --out live`, "
+               "`face-studio export --model student --out live --labels-out`, "
                "then start the app with `face-studio serve --live-parser live`.")
 
 
@@ -52,6 +53,8 @@ def live_config(settings: ServeSettings) -> dict | None:
         "modelId": live_parser_model_id(Path(live_dir)),
         "dtypes": dtypes,
         "inputSize": input_size(live_dir),
+        # dtypes with a labels graph (export --labels-out): the worker runs it and only draws its uint8 labels.
+        "labelsGraph": [d for d in dtypes if (Path(live_dir) / LABELS_FILES[d]).is_file()],
     }
 
 

@@ -1,0 +1,46 @@
+"""``face-studio export --labels-out``: labels graphs (upsample + argmax in ONNX, uint8 out) next to each dtype's
+logits graph, equal to the Python twin of segment.js's post-processing (the Chromium twin is in
+tests/browser/test_live.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from export.validation import ort_session, validation_images
+from face_studio.onnx_files import LABELS_FILES
+from face_studio.preprocess import logits_to_labels, to_pixel_values
+
+
+def test_labels_out_writes_a_labels_graph_per_dtype_equal_to_the_post_processing(tiny_parser_dir, tmp_path) -> None:
+    from webapp.cli import main
+
+    out = tmp_path / "live"
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--dtypes", "fp32,q8",
+                 "--labels-out", "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["labels_graph"]) == {"fp32", "q8"}
+    for dtype, entry in manifest["labels_graph"].items():
+        assert entry["file"] == LABELS_FILES[dtype] and entry["file"] in manifest["files"]
+        assert entry["label_agreement_pct"] >= 99.99
+
+    labels_graph, logits_graph = ort_session(out / LABELS_FILES["fp32"]), ort_session(out / "onnx/model.onnx")
+    assert [i.name for i in labels_graph.get_inputs()] == ["pixel_values", "output_size"]
+    image = validation_images()[1]  # 640×480: not square, not the input size
+    x = to_pixel_values([image], 512)
+    got = labels_graph.run(None, {"pixel_values": x, "output_size": np.array([480, 640], dtype=np.int64)})[0]
+    assert got.dtype == np.uint8 and got.shape == (1, 480, 640)
+    want = logits_to_labels(logits_graph.run(None, {"pixel_values": x})[0][0], 480, 640)
+    assert (got[0] == want).all()
+
+    # Asked again with --labels-out: nothing to do; without it, the export keeps its labels graphs.
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--dtypes", "fp32,q8",
+                 "--labels-out", "--quiet"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["created"] == manifest["created"]
+
+
+def test_an_export_without_labels_out_has_no_labels_graph(tiny_export_dir) -> None:
+    manifest = json.loads((tiny_export_dir / "manifest.json").read_text())
+    assert manifest["labels_graph"] is None
+    assert not any((tiny_export_dir / rel).exists() for rel in LABELS_FILES.values())
