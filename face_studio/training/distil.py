@@ -44,11 +44,12 @@ from face_studio.training import trainer_utils
 from face_studio.training.augment import AugmentConfig, colour
 from face_studio.training.data import IMAGE_EXTS, images_in
 
-STUDENTS = ("tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
+STUDENTS = ("mit-b0-d64", "tiny", "mit-b0", "mit-b1")  # face_studio/configs.py presets a student may take
+DEFAULT_STUDENT = "mit-b0-d64"  # the live student: chosen by measurement (bench/live_students.py, docs/live.md)
 DEFAULT_ALPHA = 0.5  # share of the soft KL term; the rest is cross-entropy on the teacher's argmax
 DEFAULT_TEMPERATURE = 2.0  # softens both distributions so the teacher's second choices carry signal
 # From-scratch rates measured on synthetic faces (tiny: README's recipe); a pretrained --init wants a smaller one.
-DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
+DEFAULT_LR = {"tiny": 5e-3, "mit-b0": 2e-3, "mit-b0-d64": 2e-3, "mit-b1": 2e-3, "init": 6e-4}
 CACHE = "teacher-cache"
 LOGITS_STRIDE = 4  # SegFormer's logits are size/4 a side
 TEACHER_BATCH = 8
@@ -61,7 +62,7 @@ class DistilConfig:
     teacher: str
     images: str | Path
     out: str | Path
-    student: str = "mit-b0"
+    student: str = DEFAULT_STUDENT
     size: int = 256
     epochs: float = 30.0
     lr: float | None = None  # None: DEFAULT_LR for the student (or for --init)
@@ -273,7 +274,12 @@ def build_student(preset: str, init: str | None = None):
     if got != {"depths": want["depths"], "hidden_sizes": want["hidden_sizes"]}:
         raise UserError(f"--init {init} has encoder depths {got['depths']} and widths {got['hidden_sizes']}, not "
                         f"--student {preset}'s ({want['depths']}, {want['hidden_sizes']}): pick the matching "
-                        f"--student (nvidia/mit-b0 → mit-b0, nvidia/mit-b1 → mit-b1).")
+                        f"--student (nvidia/mit-b0 → mit-b0 or mit-b0-d64, nvidia/mit-b1 → mit-b1).")
+    if model.config.decoder_hidden_size != want["decoder_hidden_size"]:
+        # A narrower decoder than --init's (mit-b0-d64 from nvidia/mit-b0): its encoder, a new decoder.
+        student = SegformerForSemanticSegmentation(face_parser_config(preset))
+        student.segformer.load_state_dict(model.segformer.state_dict())
+        return student
     return model
 
 
