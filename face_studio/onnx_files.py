@@ -21,4 +21,6 @@ LABELS_FILES: dict[str, str] = {
     "q8": "onnx/labels_quantized.onnx",
 }
 OUTPUT_SIZE_INPUT = "output_size"
+PREVIOUS_INPUT = "previous_labels"  # live hysteresis: last frame's labels (N, height, width) uint8
+HYSTERESIS_INPUT = "hysteresis"  # float32 [1]: logit margin a new label must win by (0: plain argmax)
 LABELS_OUTPUT = "labels"

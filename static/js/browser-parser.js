@@ -28,7 +28,7 @@ export const DEVICE_NAMES = { webgpu: 'WebGPU', wasm: 'WASM' };
  * Resolves to {parser, loadMs, failures}; rejects with every failure's reason when none loads.
  */
 export async function loadFirstBackend(config, choice, wasmDtype,
-  { onStep = () => {}, callbacks = () => ({}), numThreads } = {}) {
+  { onStep = () => {}, callbacks = () => ({}), numThreads, hysteresis } = {}) {
   const failures = [];
   for (const step of await backendPlan(choice, wasmDtype, config.dtypes)) {
     const name = `${DEVICE_NAMES[step.device]} ${step.dtype}`;
@@ -37,7 +37,7 @@ export async function loadFirstBackend(config, choice, wasmDtype,
     const parser = new BrowserParser(config, callbacks(name));
     try {
       const t0 = performance.now();
-      await parser.load({ ...step, numThreads });
+      await parser.load({ ...step, numThreads, hysteresis });
       return { parser, loadMs: performance.now() - t0, failures };
     } catch (err) {
       parser.dispose();
@@ -60,7 +60,7 @@ export class BrowserParser {
 
   /** Load {device, dtype} in a new worker (WASM threads: every core unless `numThreads` says otherwise);
    *  resolves to the worker's `ready` data. */
-  load({ device, dtype, numThreads = navigator.hardwareConcurrency || 1 }) {
+  load({ device, dtype, numThreads = navigator.hardwareConcurrency || 1, hysteresis = 0 }) {
     this.dispose();
     const worker = new Worker(this.config.workerUrl, { type: 'module' });
     this.worker = worker;
@@ -90,7 +90,7 @@ export class BrowserParser {
       worker.postMessage({ type: 'load', data: {
         modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
         device, dtype, numThreads, inputSize: this.config.inputSize,
-        labelsGraph: (this.config.labelsGraph || []).includes(dtype),
+        labelsGraph: (this.config.labelsGraph || []).includes(dtype), hysteresis,
       } });
     });
   }

@@ -13,6 +13,10 @@ import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
 
 const READOUT_WINDOW = 20; // frames the FPS and ms figures average over
 const READOUT_EVERY_MS = 250;
+// Flicker filter (labels-graph live parsers): a pixel keeps last frame's label unless the new winner's logit
+// leads it by this much. A clear change still switches in the frame it appears (no lag); camera noise on a
+// near-tie no longer flips the pixel back and forth. Measured in bench/live.py (flicker before/after).
+export const HYSTERESIS = 1.0;
 
 const TEMPLATE = `
 <div class="fs-live" data-role="live-box" data-live-state="off" hidden>
@@ -36,7 +40,8 @@ export class LiveMode {
   constructor(container, config, hooks) {
     this.config = config;
     this.hooks = hooks;
-    this.options = { numThreads: navigator.hardwareConcurrency || 1 }; // bench/live.py sets numThreads
+    // bench/live.py sets numThreads and hysteresis (0: off) before Start.
+    this.options = { numThreads: navigator.hardwareConcurrency || 1, hysteresis: HYSTERESIS };
     container.innerHTML = TEMPLATE;
     this.el = Object.fromEntries([...container.querySelectorAll('[data-role]')].map((e) => [e.dataset.role, e]));
     this.box = this.el['live-box'];
@@ -94,8 +99,11 @@ export class LiveMode {
     this.running = true;
     this.lastResult = null;
     this.recent = []; // [{done, ms}] of the last READOUT_WINDOW frames
-    // Sums since Start, for bench/live.py: frames, round-trip ms, and the worker's stages.
-    this.totals = { frames: 0, ms: 0, preprocess: 0, model: 0, postprocess: 0 };
+    // Sums since Start, for bench/live.py: frames, round-trip ms, the worker's stages, and flicker (pixels
+    // whose label changed since the frame before, over the pixels compared).
+    this.totals = { frames: 0, ms: 0, preprocess: 0, model: 0, postprocess: 0, changed: 0, compared: 0 };
+    this.box.dataset.frames = '0';
+    this.box.dataset.flicker = '0';
     this.el['live-snapshot'].disabled = false;
     this.drawLoop();
     try {
@@ -120,16 +128,17 @@ export class LiveMode {
     const config = this.parserConfig;
     const wanted = this.hooks.dtype();
     const dtype = config.dtypes.includes(wanted) ? wanted : config.dtypes.includes('q8') ? 'q8' : config.dtypes[0];
-    const key = `${choice}/${dtype}/${this.options.numThreads}`;
+    const key = `${choice}/${dtype}/${this.options.numThreads}/${this.options.hysteresis}`;
     if (this.parserKey === key) return this.loading; // loaded, or loading (a quick Stop → Start)
     this.parser?.dispose();
     this.parser = null;
     this.parserKey = key;
-    const { numThreads } = this.options;
+    const { numThreads, hysteresis } = this.options;
     this.loading = loadFirstBackend(config, choice, dtype, {
       onStep: (name) => this.setReadout(`Loading the ${this.config.live ? 'live' : 'main'} parser for ${name}…`),
       callbacks: (name) => ({ onStatus: (phase) => this.setReadout(`${name}: ${phase}…`) }),
       numThreads,
+      hysteresis,
     }).then(({ parser }) => {
       if (this.parserKey === key) this.parser = parser; else parser.dispose(); // replaced while it loaded
     }, (err) => {
@@ -173,8 +182,25 @@ export class LiveMode {
       this.recent.push({ done, ms: done - t0 });
       for (const stage of ['preprocess', 'model', 'postprocess']) this.totals[stage] += out.timings[stage];
       if (this.recent.length > READOUT_WINDOW) this.recent.shift();
+      this.countFlicker(this.lastResult, out);
+      this.box.dataset.flicker = this.flicker().toFixed(5);
       this.lastResult = { ...out, mask: null };
     }
+  }
+
+  /** Add the pixels whose label changed between two consecutive results of one size to the totals. */
+  countFlicker(before, after) {
+    if (!before || before.width !== after.width || before.height !== after.height) return;
+    const a = before.labels, b = after.labels;
+    let changed = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) changed++;
+    this.totals.changed += changed;
+    this.totals.compared += a.length;
+  }
+
+  /** Flicker since Start: the share of pixels whose label changed between consecutive frames (0…1). */
+  flicker() {
+    return this.totals.compared ? this.totals.changed / this.totals.compared : 0;
   }
 
   /** {fps, ms}: frames parsed per second and the mean time a frame took, over the last few frames. */

@@ -2,7 +2,8 @@
 //
 // Messages, both ways: {type, data}.
 //   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize,
-//                         labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph)}
+//                         labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph),
+//                         hysteresis: logit margin a pixel's new label must win by (labels graph only; 0: argmax)}
 //                  parse {id, rgba: ArrayBuffer, width, height}
 //   worker → page  progress {...transformers.js progress event}   status {phase}
 //                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs}
@@ -48,17 +49,24 @@ async function load(options) {
   post('status', { phase: 'warming up' });
   const size = options.inputSize || INPUT_SIZE; // the export's preprocessor_config size
   const dummy = new Tensor('float32', new Float32Array(3 * size * size), [1, 3, size, size]);
-  await model({ pixel_values: dummy, ...(options.labelsGraph ? { output_size: outputSize(size, size) } : {}) });
+  await model({ pixel_values: dummy, ...(options.labelsGraph ? labelsFeeds(null, size, size, 0) : {}) });
   const t2 = performance.now();
   parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId,
-    labelsGraph: Boolean(options.labelsGraph) };
+    labelsGraph: Boolean(options.labelsGraph), hysteresis: options.hysteresis || 0, previous: null };
   post('ready', {
     modelId: options.modelId, inputSize: size, device: options.device, dtype: options.dtype, numThreads,
     isolated: self.crossOriginIsolated, loadMs: t1 - t0, warmupMs: t2 - t1,
   });
 }
 
-const outputSize = (height, width) => new Tensor('int64', BigInt64Array.from([height, width].map(BigInt)), [2]);
+/** The labels graph's extra inputs; `previous` (last frame's labels at this size) or null: plain argmax. */
+function labelsFeeds(previous, height, width, hysteresis) {
+  return {
+    output_size: new Tensor('int64', BigInt64Array.from([height, width].map(BigInt)), [2]),
+    previous_labels: new Tensor('uint8', previous || new Uint8Array(height * width), [1, height, width]),
+    hysteresis: new Tensor('float32', Float32Array.of(previous ? hysteresis : 0), [1]),
+  };
+}
 
 async function parse({ id, rgba, width, height }) {
   if (!parser) throw new Error('the parser is not loaded yet');
@@ -69,9 +77,12 @@ async function parse({ id, rgba, width, height }) {
   const input = new Tensor('float32', pixels, [1, 3, size, size]);
   let labels, exact = null, t2;
   if (parser.labelsGraph) { // the graph upsampled and took the argmax (in "model"); the worker only copies
-    const out = await parser.model({ pixel_values: input, output_size: outputSize(height, width) });
+    const last = parser.previous;
+    const previous = last && last.width === width && last.height === height ? last.labels : null;
+    const out = await parser.model({ pixel_values: input, ...labelsFeeds(previous, height, width, parser.hysteresis) });
     t2 = performance.now();
     labels = new Uint8Array(out.labels.data);
+    if (parser.hysteresis) parser.previous = { labels: labels.slice(), width, height }; // labels' buffer leaves
   } else {
     const { logits } = await parser.model({ pixel_values: input });
     t2 = performance.now();

@@ -8,9 +8,10 @@ import json
 
 import numpy as np
 
+from export.labels_graph import labels_feed
 from export.validation import ort_session, validation_images
 from face_studio.onnx_files import LABELS_FILES
-from face_studio.preprocess import logits_to_labels, to_pixel_values
+from face_studio.preprocess import logits_to_labels, to_pixel_values, upsample_logits
 
 
 def test_labels_out_writes_a_labels_graph_per_dtype_equal_to_the_post_processing(tiny_parser_dir, tmp_path) -> None:
@@ -26,10 +27,11 @@ def test_labels_out_writes_a_labels_graph_per_dtype_equal_to_the_post_processing
         assert entry["label_agreement_pct"] >= 99.99
 
     labels_graph, logits_graph = ort_session(out / LABELS_FILES["fp32"]), ort_session(out / "onnx/model.onnx")
-    assert [i.name for i in labels_graph.get_inputs()] == ["pixel_values", "output_size"]
+    assert [i.name for i in labels_graph.get_inputs()] == ["pixel_values", "output_size", "previous_labels",
+                                                           "hysteresis"]
     image = validation_images()[1]  # 640×480: not square, not the input size
     x = to_pixel_values([image], 512)
-    got = labels_graph.run(None, {"pixel_values": x, "output_size": np.array([480, 640], dtype=np.int64)})[0]
+    got = labels_graph.run(None, labels_feed(x, 480, 640))[0]
     assert got.dtype == np.uint8 and got.shape == (1, 480, 640)
     want = logits_to_labels(logits_graph.run(None, {"pixel_values": x})[0][0], 480, 640)
     assert (got[0] == want).all()
@@ -44,3 +46,29 @@ def test_an_export_without_labels_out_has_no_labels_graph(tiny_export_dir) -> No
     manifest = json.loads((tiny_export_dir / "manifest.json").read_text())
     assert manifest["labels_graph"] is None
     assert not any((tiny_export_dir / rel).exists() for rel in LABELS_FILES.values())
+
+
+def test_hysteresis_keeps_near_ties_and_switches_clear_changes_at_once(tiny_export_dir, tmp_path) -> None:
+    """The live flicker filter in the graph: a pixel keeps last frame's label unless the new winner leads it by
+    the margin; a pixel where it does switches in this very frame (no lag)."""
+    from export.labels_graph import add_labels_head
+
+    graph = ort_session(add_labels_head(tiny_export_dir / "onnx/model.onnx", tmp_path / "labels.onnx"))
+    logits_graph = ort_session(tiny_export_dir / "onnx/model.onnx")
+    image = validation_images()[3]
+    h, w = image.height, image.width
+    x = to_pixel_values([image], 512)
+    up = upsample_logits(logits_graph.run(None, {"pixel_values": x})[0][0], h, w)
+    rng = np.random.default_rng(0)
+    previous = rng.integers(0, up.shape[0], (1, h, w), dtype=np.uint8)  # "last frame": any labels
+    best = up.argmax(0)
+    lead = up.max(0) - np.take_along_axis(up, previous.astype(np.int64), 0)[0]
+    margin = float(np.median(lead[lead > 0]))  # a random model's logits are close: half the changes are "clear"
+    got = graph.run(None, labels_feed(x, h, w, previous, margin))[0][0]
+    clear, close = lead >= margin + 1e-4, lead < margin - 1e-4  # away from float rounding at the margin
+    assert clear.any() and close.any()
+    assert (got[clear] == best[clear]).all()  # clear changes: the new label, now
+    assert (got[close] == previous[0][close]).all()  # near-ties: last frame's label kept
+    # Margin 0: the plain argmax whatever the previous labels.
+    plain = graph.run(None, labels_feed(x, h, w))[0][0]
+    assert (graph.run(None, labels_feed(x, h, w, previous, 0.0))[0][0] == plain).all()
