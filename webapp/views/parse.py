@@ -37,7 +37,7 @@ MOUNT_JS = f"import('{ASSETS_PATH}/js/parse-view.js').then((m) => m.mount(elemen
 OVERLAY_OPACITY = 0.5
 PARSE_CONCURRENCY_ID = "parse"  # a queue lane of its own (webapp.app.setup_queue): never behind GPU jobs
 LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jonathandinu/face-parsing "
-               "--images YOUR_PHOTOS --student mit-b0 --size 256 --out student`, "
+               "--images YOUR_PHOTOS --size 256 --out student`, "
                "`face-studio export --model student --out live --labels-out`, "
                "then start the app with `face-studio serve --live-parser live`.")
 
