@@ -15,8 +15,10 @@ from setuptools.command.build_py import build_py
 STATIC = Path(__file__).resolve().parent / "static"
 # Without these the page can't parse (or the vendored files travel without their licences): build after the
 # set-up (`make setup` or scripts/setup.sh).
-REQUIRED = ("labels.json", "js/worker.js", "vendor/transformers.min.js", "vendor/ort-wasm-simd-threaded.wasm",
-            "vendor/THIRD-PARTY.txt")
+REQUIRED = ("labels.json", "faces.json", "js/worker.js", "vendor/transformers.min.js",
+            "vendor/ort-wasm-simd-threaded.wasm", "vendor/THIRD-PARTY.txt",
+            "vendor/face-detector/face_detection_full_range.onnx",
+            "vendor/face-detector/face_detection_short_range.onnx", "vendor/face-detector/manifest.json")
 LEFT_OUT = ("models", "__pycache__")
 
 

@@ -34,7 +34,8 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   log "installing $TORCH_SPEC"
   "$VENV/bin/pip" install -q "$TORCH_SPEC"
 fi
-extra=""; [ "$WITH_TEST" = 1 ] && extra="[test]"
+# The `detector` extra converts the face detector at set-up (step 4); the app itself needs only onnxruntime.
+extra="[detector]"; [ "$WITH_TEST" = 1 ] && extra="[detector,test]"
 stamp=".setup-stamp-py$extra"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   log "installing face-studio$extra into $VENV"
@@ -59,9 +60,18 @@ if [ ! -f "$vendored" ] || [ package-lock.json -nt "$vendored" ]; then
   cp "$dist/../LICENSE" static/vendor/LICENSE-transformers.js.txt
   node -e 'for (const f of process.argv.slice(1)) { const p = require(f);
     console.log(`${p.name} ${p.version}, ${p.license} licence: ${p.repository.url || p.repository}`) }' \
-    "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" > "$vendored.tmp" && mv "$vendored.tmp" "$vendored"
+    "$PWD/$dist/../package.json" "$PWD/$ort/../package.json" "$PWD/node_modules/@mediapipe/face_detection/package.json" \
+    > "$vendored.tmp" && mv "$vendored.tmp" "$vendored"
 fi
 
-# 4. Generated label table for the browser (one source of truth: face_studio/labels.py).
+# 4. Face detector: MediaPipe's BlazeFace TFLite files (npm @mediapipe/face_detection, pinned by package-lock.json)
+#    converted to ONNX and checked against the TFLite runtime (export/face_detector.py; skipped when up to date).
+#    Served from static/vendor/face-detector/ and shipped in the wheel; nothing is downloaded at run time.
+[ -d node_modules/@mediapipe/face_detection ] || ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+log "face detector (static/vendor/face-detector/)"
+"$VENV/bin/python" -m export.face_detector static/vendor/face-detector --source node_modules/@mediapipe/face_detection
+
+# 5. Generated tables for the browser (one source of truth each: face_studio/labels.py, face_studio/faces/spec.py).
 "$VENV/bin/python" -c "from face_studio.labels import write_labels_json; write_labels_json('static/labels.json')"
+"$VENV/bin/python" -c "from face_studio.faces.spec import write_faces_json; write_faces_json('static/faces.json')"
 log "ready"

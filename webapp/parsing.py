@@ -3,6 +3,11 @@
 One lazily loaded session per (export folder, dtype), shared by the Gradio ``parse`` API, the
 ``face-studio parse`` batch CLI and the Edit view. CUDA execution provider when ONNX Runtime has it,
 else CPU. Pre/post-processing is :mod:`face_studio.preprocess` (the browser has its JS twin).
+
+Face-aware parsing (:func:`parse_image`): find the faces with the vendored detector (one session per process,
+same provider choice as the parser), parse each face's crop at the model's size and paste it back
+(:mod:`face_studio.faces.parse`); ``faces`` = ``auto`` (every face, the whole image when none), ``largest`` or
+``off`` (the whole image, as before).
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ import numpy as np
 from PIL import Image
 
 from face_studio.errors import UserError
+from face_studio.faces.detector import FaceDetector
+from face_studio.faces.parse import FaceParse, parse_faces
+from face_studio.faces.spec import DEFAULT_MODE as DEFAULT_FACES
+from face_studio.faces.spec import DETECTOR_FOLDER
+from face_studio.faces.spec import MODES as FACES_MODES
 from face_studio.labels import LABELS
 from face_studio.onnx_files import DTYPE_FILES, DTYPES, INPUT_NAME, OUTPUT_NAME
 from face_studio.preprocess import input_size, logits_to_labels, to_pixel_values
@@ -190,6 +200,60 @@ def get_parser(export_dir: str | Path, dtype: str = DEFAULT_DTYPE, provider: str
         return _PARSERS[key]
 
 
+_DETECTORS: dict[tuple[Path, str], FaceDetector] = {}
+
+
+def detector_dir() -> Path:
+    """Where the set-up put the converted face detector (``static/vendor/face-detector``; in the wheel too)."""
+    from webapp.settings import STATIC_DIR
+
+    return STATIC_DIR / DETECTOR_FOLDER
+
+
+def get_detector(provider: str = "auto", folder: str | Path | None = None) -> FaceDetector:
+    """The shared :class:`FaceDetector` (one session per process and provider choice), checked on first use."""
+    key = (Path(folder or detector_dir()).resolve(), provider)
+    with _PARSERS_LOCK:
+        if key not in _DETECTORS:
+            providers, _ = select_providers(provider)
+            _DETECTORS[key] = FaceDetector(key[0], providers=providers)
+        return _DETECTORS[key]
+
+
+def check_faces(mode: str | None) -> str:
+    """``mode`` (None → the default), or a :class:`UserError` naming the choices."""
+    mode = mode or DEFAULT_FACES
+    if mode not in FACES_MODES:
+        raise UserError(f"unknown faces mode {mode!r}: choose one of {', '.join(FACES_MODES)}.")
+    return mode
+
+
+def parse_image(parser: FaceParser, image: Image.Image, faces: str = DEFAULT_FACES,
+                detector: FaceDetector | None = None) -> FaceParse:
+    """The face-aware parse of one RGB image with ``parser`` (any object with ``parse_batch``, e.g. a remote
+    parser). ``detector`` defaults to :func:`get_detector` with the parser's provider choice."""
+    faces = check_faces(faces)
+    if faces != "off" and detector is None:
+        detector = get_detector(getattr(parser, "requested_provider", "auto"))
+    parse_timings: dict[str, float] = {}
+
+    def parse_images(images: list[Image.Image]) -> list[np.ndarray]:
+        results = parser.parse_batch(images)
+        for result in results:
+            for key, value in result.timings.items():
+                parse_timings[key] = parse_timings.get(key, 0.0) + value
+        return [result.labels for result in results]
+
+    result = parse_faces(image, detector, parse_images, faces)
+    result.timings = {**{k: v for k, v in result.timings.items() if k != "parse"}, **parse_timings}
+    return result
+
+
+def faces_summary(result: FaceParse, mode: str) -> dict:
+    """The faces part of a summary (CLI ``<name>.json``, server ``parse``): mode, faces, note."""
+    return {"faces_mode": mode, "faces": result.faces_json(), "faces_note": result.note}
+
+
 def area_summary(labels: np.ndarray) -> dict[str, float]:
     """Percent of the image's pixels per label name (all 19, in table order; sums to 100)."""
     counts = np.bincount(labels.ravel(), minlength=len(LABELS))
@@ -205,8 +269,9 @@ def label_map_png(labels: np.ndarray) -> bytes:
 
 
 def summary_json(labels: np.ndarray, *, source: str, backend: str, dtype: str,
-                 timings: dict[str, float] | None = None) -> str:
-    """The JSON written next to a label map: size, % area per class, how it was made."""
+                 timings: dict[str, float] | None = None, faces: dict | None = None) -> str:
+    """The JSON written next to a label map: size, % area per class, how it was made, the faces
+    (:func:`faces_summary`)."""
     return json.dumps({
         "source": source,
         "width": int(labels.shape[1]),
@@ -215,4 +280,5 @@ def summary_json(labels: np.ndarray, *, source: str, backend: str, dtype: str,
         "dtype": dtype,
         "area_percent": area_summary(labels),
         "timings_ms": {k: round(v, 2) for k, v in (timings or {}).items()},
+        **(faces or {}),
     }, indent=1)

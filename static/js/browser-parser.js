@@ -21,6 +21,12 @@ export async function backendPlan(preference, wasmDtype, dtypes) {
 
 export const DEVICE_NAMES = { webgpu: 'WebGPU', wasm: 'WASM' };
 
+/** Where static/faces.json is: the page config's `facesUrl`, else next to the vendor folder. */
+export function facesUrl(config) {
+  if (config.facesUrl !== undefined) return config.facesUrl; // null: no detector wanted
+  return new URL('../faces.json', new URL(config.vendorUrl, globalThis.location?.href)).href;
+}
+
 /**
  * Load the first backend of `backendPlan(choice, wasmDtype, config.dtypes)` that works.
  * `onStep(name)` is called before each try; `callbacks(name)` gives the BrowserParser's {onProgress, onStatus};
@@ -45,6 +51,46 @@ export async function loadFirstBackend(config, choice, wasmDtype,
     }
   }
   throw new Error(failures.join('; ') || 'no browser backend to try');
+}
+
+/** One line for a loaded parser: "WASM q8 · 2 threads" (the thread count only for WASM). */
+export function describeParser({ device, dtype, numThreads }) {
+  const threads = device === 'wasm' ? ` · ${numThreads} thread${numThreads > 1 ? 's' : ''}` : '';
+  return `${DEVICE_NAMES[device]} ${dtype}${threads}`;
+}
+
+// The page's parsers, shared by every view (Parse, live, Edit): one worker per (model, backend choice, WASM
+// dtype, threads), loaded once. A failed load is kept too, so a view does not retry it per image.
+const SHARED_MAX = 2; // loaded models kept at most (a MiT-B5 is ~100 MB of worker memory each)
+const shared = new Map(); // key → {promise, parser?}, oldest request first
+
+/**
+ * The shared parser for `config` (its modelId) on `choice` with `wasmDtype`: resolves to {parser, loadMs,
+ * failures, cached} (cached: true when another call loaded it; loadMs is then 0). `options` as for
+ * loadFirstBackend; its callbacks only see a load this call starts. Don't dispose the parser: the cache owns it
+ * (the least recently asked for is disposed when a third model loads).
+ */
+export function sharedParser(config, choice, wasmDtype, options = {}) {
+  const key = JSON.stringify([config.modelId, choice, wasmDtype, options.numThreads ?? null]);
+  const hit = shared.get(key);
+  if (hit) {
+    shared.delete(key); // most recent last
+    shared.set(key, hit);
+    return hit.promise.then((loaded) => ({ ...loaded, loadMs: 0, cached: true }));
+  }
+  const entry = {};
+  entry.promise = loadFirstBackend(config, choice, wasmDtype, options).then((loaded) => {
+    entry.parser = loaded.parser;
+    return { ...loaded, cached: false };
+  });
+  shared.set(key, entry);
+  for (const [k, old] of shared) {
+    if (shared.size <= SHARED_MAX) break;
+    if (k === key || !old.parser) continue; // never the one asked for, nor one still loading
+    old.parser.dispose();
+    shared.delete(k);
+  }
+  return entry.promise;
 }
 
 export class BrowserParser {
@@ -79,7 +125,7 @@ export class BrowserParser {
           case 'progress': this.onProgress(data); break;
           case 'status': this.onStatus(data.phase); break;
           case 'ready': this.info = data; resolve(data); break;
-          case 'result': this.settle(data.id, null, data); break;
+          case 'result': case 'detections': this.settle(data.id, null, data); break;
           case 'error':
             if (data.stage === 'load') fail(`loading the ${device} ${dtype} model failed: ${data.message}`);
             else this.settle(data.id, new Error(data.message));
@@ -89,20 +135,33 @@ export class BrowserParser {
       };
       worker.postMessage({ type: 'load', data: {
         modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
-        device, dtype, numThreads, inputSize: this.config.inputSize,
+        device, dtype, numThreads, inputSize: this.config.inputSize, facesUrl: facesUrl(this.config),
         labelsGraph: (this.config.labelsGraph || []).includes(dtype), hysteresis,
       } });
     });
   }
 
-  /** Parse RGBA pixels (copied, the caller keeps its own). */
-  parse(rgba, width, height) {
+  /**
+   * Parse RGBA pixels (copied, the caller keeps its own). `faces`: 'auto' | 'largest' | 'off' (default: the
+   * whole image, as before faces). Resolves to {labels, width, height, timings, faces, owner, note}: `owner` is
+   * null without faces, else a Uint8Array (0 = no face, k = face k).
+   */
+  parse(rgba, width, height, { faces = 'off' } = {}) {
+    return this.request('parse', rgba, { width, height, faces });
+  }
+
+  /** Only find the faces (ordered, with their crops): resolves to {faces, note, timings}. */
+  detect(rgba, width, height) {
+    return this.request('detect', rgba, { width, height });
+  }
+
+  request(type, rgba, data) {
     if (!this.worker) return Promise.reject(new Error('no model loaded'));
     const id = this.nextId++;
     const copy = new Uint8ClampedArray(rgba).buffer;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'parse', data: { id, rgba: copy, width, height } }, [copy]);
+      this.worker.postMessage({ type, data: { id, rgba: copy, ...data } }, [copy]);
     });
   }
 
@@ -111,7 +170,8 @@ export class BrowserParser {
     if (!entry) return;
     this.pending.delete(id);
     if (error) entry.reject(error);
-    else entry.resolve({ ...value, labels: new Uint8Array(value.labels) });
+    else if (!value.labels) entry.resolve(value);
+    else entry.resolve({ ...value, labels: new Uint8Array(value.labels), owner: value.owner ? new Uint8Array(value.owner) : null });
   }
 
   failAll(message) {

@@ -1,5 +1,6 @@
-// Drawing a label map: colour overlay over the photo (background stays uncoloured, as in
-// webapp/preprocess.py::overlay), per-class visibility, one isolated class, colour mask and cut-out.
+// Drawing a label map, for every view: colour overlay over the photo (background stays uncoloured, as in
+// face_studio/preprocess.py::overlay), per-class visibility, one isolated class; the translucent colour layer
+// drawn over video frames (live mode); the opaque colour mask and the cut-out (downloads).
 
 const DIM = 0.35; // brightness of what is outside the isolated class
 
@@ -26,7 +27,24 @@ export function overlayImage({ rgba, labels, width, height, palette, opacity, vi
   return out;
 }
 
-/** The label map in the shared palette (opaque RGB). */
+/**
+ * The label map as a translucent colour layer: each class in the palette at `opacity`, background (and any id
+ * without a colour) transparent. Drawn over each video frame in live mode; `overlayImage` is the same blend
+ * computed into the photo.
+ */
+export function colourLayer(labels, width, height, palette, opacity) {
+  const out = new ImageData(width, height);
+  const alpha = Math.round(opacity * 255);
+  for (let i = 0, p = 0; i < labels.length; i++, p += 4) {
+    const c = labels[i];
+    if (c === 0 || !palette[c]) continue;
+    out.data[p] = palette[c][0]; out.data[p + 1] = palette[c][1]; out.data[p + 2] = palette[c][2];
+    out.data[p + 3] = alpha;
+  }
+  return out;
+}
+
+/** The label map in the shared palette (opaque RGB): the colour-mask download. */
 export function colourMask(labels, width, height, palette) {
   const out = new ImageData(width, height);
   for (let i = 0, p = 0; i < labels.length; i++, p += 4) {

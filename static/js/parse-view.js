@@ -1,10 +1,16 @@
 // The Parse view: upload / paste / camera → parse in the browser (worker) or on the server → overlay,
 // legend, toggles, isolate, downloads. Mounted by the Gradio page into <div class="fs-parse">.
 //
-// The root element carries data-state (idle | loading | parsing | done | error) and data-backend, for
-// people reading the DOM and for the tests.
-import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
-import { download } from './downloads.js';
+// The root element carries data-state (idle | loading | parsing | done | error), data-backend and, after a
+// parse, data-faces (how many faces were parsed on their own crops), for people reading the DOM and the tests.
+//
+// Faces (static/js/faces.js, issue 15): with `auto` (default) every face is found, cropped, parsed on its own
+// and pasted back; `largest` keeps the largest face; `off` parses the whole image as before. Faces are
+// numbered on the picture (HTML tags over the canvas, so the canvas stays the plain overlay); the legend,
+// the overlay and the downloads show all faces or one.
+import { describeParser, sharedParser } from './browser-parser.js';
+import { download, save } from './downloads.js';
+import { faceAreaPercent, faceLabels } from './faces.js';
 import { ImageInputError, readImage } from './image-input.js';
 import { LiveMode } from './live.js';
 import { overlayImage } from './overlay.js';
@@ -25,6 +31,11 @@ const TEMPLATE = `
     <option value="server">the server</option>
   </select></label>
   <label>WASM precision <select data-role="dtype"></select></label>
+  <label>Faces <select data-role="faces">
+    <option value="auto">find every face (auto)</option>
+    <option value="largest">the largest face</option>
+    <option value="off">off: the whole image</option>
+  </select></label>
 </div>
 <div data-role="recolour"></div>
 <div data-role="live"></div>
@@ -32,9 +43,14 @@ const TEMPLATE = `
 <p class="fs-status" data-role="status" role="status">Choose, paste or take a photo of a face.</p>
 <ul class="fs-progress" data-role="progress"></ul>
 <div class="fs-main">
-  <div class="fs-stage"><canvas data-role="canvas" title="Click a region to isolate it"></canvas></div>
+  <div class="fs-stage"><div class="fs-canvas-wrap">
+    <canvas data-role="canvas" title="Click a region to isolate it"></canvas>
+    <div class="fs-face-layer" data-role="face-layer"></div>
+  </div></div>
   <div class="fs-side" data-role="side" hidden>
     <label>Opacity <input type="range" min="0" max="1" step="0.05" value="0.5" data-role="opacity"></label>
+    <label data-role="face-pick-label" hidden>Show <select data-role="face-pick"></select></label>
+    <p class="fs-faces-note" data-role="faces-note" hidden></p>
     <p class="fs-isolated" data-role="isolated"></p>
     <ul class="fs-legend" data-role="legend"></ul>
     <div class="fs-timings" data-role="timings"></div>
@@ -43,6 +59,7 @@ const TEMPLATE = `
       <button type="button" class="fs-button" data-download="mask">Colour mask PNG</button>
       <button type="button" class="fs-button" data-download="cutout">Cut-out of shown classes</button>
       <button type="button" class="fs-button" data-download="json">Areas JSON</button>
+      <button type="button" class="fs-button" data-download="crop" hidden>Face crop PNG</button>
     </div>
   </div>
 </div>`;
@@ -55,10 +72,9 @@ class ParseView {
     this.config = config;
     this.labels = [];
     this.image = null; // {file, bitmap, rgba, width, height, name}
-    this.result = null; // {labels, width, height, backend, timings}
-    this.parser = null; // BrowserParser once loaded
-    this.parserKey = null;
-    this.browserFailure = null; // why the browser can't parse, once it failed to load
+    this.result = null; // {labels, width, height, backend, timings, faces, owner, note}
+    this.face = 0; // the face shown: 0 = all, k = face k
+    this.parser = null; // the shared BrowserParser (browser-parser.js sharedParser) last used
     this.busy = false;
     this.queued = false; // back-pressure: while a parse runs, later requests collapse into one
     this.isolated = null;
@@ -112,6 +128,12 @@ class ParseView {
     el.camera.addEventListener('click', () => { this.showError(''); this.live.start(); });
     el.backend.addEventListener('change', () => this.image && this.requestParse());
     el.dtype.addEventListener('change', () => this.image && this.requestParse());
+    el.faces.addEventListener('change', () => this.image && this.requestParse());
+    el['face-pick'].addEventListener('change', () => this.showFace(Number(el['face-pick'].value)));
+    el['face-layer'].addEventListener('click', (event) => {
+      const tag = event.target.closest('[data-face]');
+      if (tag) this.showFace(this.face === Number(tag.dataset.face) ? 0 : Number(tag.dataset.face));
+    });
     el.opacity.addEventListener('input', () => this.render());
     el.canvas.addEventListener('click', (event) => this.isolateAt(event));
     for (const button of this.root.querySelectorAll('[data-download]')) {
@@ -148,6 +170,8 @@ class ParseView {
     this.result = null;
     this.isolated = null;
     this.el.side.hidden = true;
+    this.el['face-layer'].innerHTML = '';
+    delete this.root.dataset.faces;
     const { canvas } = this.el;
     canvas.width = image.width;
     canvas.height = image.height;
@@ -182,7 +206,6 @@ class ParseView {
         try {
           result = await this.parseBrowser(image, choice);
         } catch (err) {
-          this.browserFailure = err.message;
           result = await this.parseServer(image, `the browser could not run the model: ${err.message}`);
         }
       }
@@ -195,48 +218,41 @@ class ParseView {
     if (image !== this.image) return; // a newer image arrived meanwhile; its parse follows
     this.result = result;
     this.isolated = null;
+    this.face = 0;
     this.visible = this.labels.map(() => true);
     this.setStatus(result.notice);
     this.root.dataset.backend = result.backend;
+    this.root.dataset.faces = String(result.faces.length);
     this.showResult();
     this.setState('done');
   }
 
+  /** The page's shared parser for the chosen backend and dtype (browser-parser.js keeps one per choice, and a
+   *  failed load, so it is not retried per image). */
   async ensureBrowserParser(choice) {
-    const wasmDtype = this.el.dtype.value;
-    const key = `${choice}/${wasmDtype}`;
-    if (this.parser && this.parserKey === key) return { parser: this.parser, loadMs: 0 };
-    if (this.failedKey === key) throw new Error(this.browserFailure); // don't retry a failed load per image
-    this.parser?.dispose();
-    this.parser = null;
-    try {
-      const loaded = await loadFirstBackend(this.config, choice, wasmDtype, {
-        onStep: (name) => { this.setStatus(`Loading the model for ${name}…`); this.el.progress.innerHTML = ''; },
-        callbacks: (name) => ({
-          onProgress: (event) => this.showProgress(event),
-          onStatus: (phase) => this.setStatus(`${name}: ${phase}…`),
-        }),
-      });
-      this.parser = loaded.parser;
-      this.parserKey = key;
-      return loaded;
-    } catch (err) {
-      this.failedKey = key;
-      throw err;
-    }
+    const loaded = await sharedParser(this.config, choice, this.el.dtype.value, {
+      onStep: (name) => { this.setStatus(`Loading the model for ${name}…`); this.el.progress.innerHTML = ''; },
+      callbacks: (name) => ({
+        onProgress: (event) => this.showProgress(event),
+        onStatus: (phase) => this.setStatus(`${name}: ${phase}…`),
+      }),
+    });
+    this.parser = loaded.parser;
+    return loaded;
   }
 
   async parseBrowser(image, choice) {
     const { parser, loadMs, failures = [] } = await this.ensureBrowserParser(choice);
     this.setStatus('Parsing in this browser…');
-    const out = await parser.parse(image.rgba, image.width, image.height);
-    const { device, dtype, numThreads, isolated } = parser.info;
-    const threads = device === 'wasm' ? ` · ${numThreads} thread${numThreads > 1 ? 's' : ''}` : '';
+    const facesMode = this.el.faces.value;
+    const out = await parser.parse(image.rgba, image.width, image.height, { faces: facesMode });
+    const { device, dtype, isolated } = parser.info;
     const skipped = failures.length ? ` (skipped: ${failures.join('; ')})` : '';
     return {
       labels: out.labels, width: out.width, height: out.height, backend: device, dtype,
+      faces: out.faces, owner: out.owner, note: this.detectorNote(parser.info.detector, out.note), facesMode,
       timings: { load: loadMs, ...out.timings },
-      notice: `Parsed in this browser · ${DEVICE_NAMES[device]} ${dtype}${threads}`
+      notice: `Parsed in this browser · ${describeParser(parser.info)}`
         + `${isolated ? '' : ' (not cross-origin isolated)'} — the image never left this page.${skipped}`,
     };
   }
@@ -244,15 +260,23 @@ class ParseView {
   async parseServer(image, reason) {
     const dtype = this.el.dtype.value;
     this.setStatus(`Parsing on the server (${reason})…`);
-    const out = await parseOnServer(image.file, dtype, this.config.api.parse, (event) => {
+    const facesMode = this.el.faces.value;
+    const out = await parseOnServer(image.file, dtype, facesMode, this.config.api.parse, (event) => {
       const line = describeEvent(event, 'parsing');
       if (line) this.setStatus(`${line} (${reason})`);
     });
     return {
       labels: out.labels, width: out.width, height: out.height, backend: 'server', dtype,
+      faces: out.faces, owner: out.owner, note: out.note, facesMode,
       timings: out.timings,
       notice: `Parsed on the server — ${reason}. ${out.summary.backend}, ${dtype}.`,
     };
+  }
+
+  /** The note to show under the picture: the detector's trouble (once per load) or the parse's own. */
+  detectorNote(detector, note) {
+    if (this.el.faces.value === 'off') return null;
+    return note;
   }
 
   showProgress(event) {
@@ -275,7 +299,71 @@ class ParseView {
   showResult() {
     this.el.progress.innerHTML = '';
     this.el.side.hidden = false;
-    const area = areaPercent(this.result.labels, this.labels.length);
+    const { faces, note } = this.result;
+    const pick = this.el['face-pick'];
+    pick.innerHTML = `<option value="0">all faces</option>${faces.map((f, k) => `<option value="${k + 1}">face ${k + 1}</option>`).join('')}`;
+    pick.value = String(this.face);
+    this.el['face-pick-label'].hidden = faces.length < 2;
+    this.el['faces-note'].textContent = note || '';
+    this.el['faces-note'].hidden = !note;
+    this.root.querySelector('[data-download=crop]').hidden = !faces.length;
+    this.showFaceTags();
+    this.showLegend();
+    this.showTimings();
+    this.render();
+  }
+
+  /** Numbered boxes over the canvas, in % of the image so they follow its displayed size. */
+  showFaceTags() {
+    const { faces, width, height } = this.result;
+    const layer = this.el['face-layer'];
+    layer.innerHTML = '';
+    faces.forEach((face, k) => {
+      const [x0, y0, x1, y1] = face.box;
+      const tag = document.createElement('button');
+      tag.type = 'button';
+      tag.className = 'fs-face-tag';
+      tag.dataset.face = String(k + 1);
+      tag.title = `Face ${k + 1} (score ${face.score.toFixed(2)}): click to show it alone`;
+      tag.style.left = `${(100 * Math.max(0, x0)) / width}%`;
+      tag.style.top = `${(100 * Math.max(0, y0)) / height}%`;
+      tag.style.width = `${(100 * (Math.min(width, x1) - Math.max(0, x0))) / width}%`;
+      tag.style.height = `${(100 * (Math.min(height, y1) - Math.max(0, y0))) / height}%`;
+      tag.innerHTML = `<span class="fs-face-number">${k + 1}</span>`;
+      layer.append(tag);
+    });
+    this.markFaceTags();
+  }
+
+  markFaceTags() {
+    for (const tag of this.el['face-layer'].children) {
+      tag.classList.toggle('fs-face-dim', this.face !== 0 && Number(tag.dataset.face) !== this.face);
+      tag.setAttribute('aria-pressed', String(Number(tag.dataset.face) === this.face));
+    }
+  }
+
+  /** Show face k alone (0: all faces): legend, overlay, downloads. */
+  showFace(k) {
+    if (!this.result || k < 0 || k > this.result.faces.length) return;
+    this.face = k;
+    this.el['face-pick'].value = String(k);
+    this.isolated = null;
+    this.markFaceTags();
+    this.showLegend();
+    this.render();
+  }
+
+  /** The label map shown: all faces, or face k's pixels only. */
+  shownLabels() {
+    const { labels, owner } = this.result;
+    return this.face && owner ? faceLabels(labels, owner, this.face) : labels;
+  }
+
+  showLegend() {
+    const { labels, owner } = this.result;
+    const area = this.face && owner ? faceAreaPercent(labels, owner, this.face, this.labels.length)
+      : areaPercent(labels, this.labels.length);
+    this.el.legend.dataset.face = String(this.face);
     this.el.legend.innerHTML = '';
     for (const label of this.labels) {
       if (area[label.id] === 0) continue;
@@ -295,8 +383,6 @@ class ParseView {
       });
       this.el.legend.append(item);
     }
-    this.showTimings();
-    this.render();
   }
 
   showTimings() {
@@ -306,7 +392,8 @@ class ParseView {
 
   render() {
     if (!this.result) return;
-    const { width, height, labels } = this.result;
+    const { width, height } = this.result;
+    const labels = this.shownLabels();
     const t0 = performance.now();
     const recoloured = this.recolour.apply(this.image.rgba, labels, width, height);
     const image = recoloured ? new ImageData(recoloured, width, height) : overlayImage({
@@ -320,6 +407,22 @@ class ParseView {
     this.showTimings();
   }
 
+  /** The exact square crop each shown face was parsed from (black outside the image), one PNG a face. */
+  async downloadCrops(name) {
+    const { faces } = this.result;
+    const { width, height, rgba } = this.image;
+    for (const k of this.face ? [this.face] : faces.map((_, i) => i + 1)) {
+      const [x0, y0, x1, y1] = faces[k - 1].crop;
+      const canvas = new OffscreenCanvas(x1 - x0, y1 - y0);
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = '#000';
+      ctx.fillRect(0, 0, x1 - x0, y1 - y0);
+      ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), -x0, -y0);
+      const stem = name.replace(/\.[^.]+$/, '').replace(/\.face\d+$/, '');
+      save(await canvas.convertToBlob({ type: 'image/png' }), `${stem}.face${k}.crop.png`);
+    }
+  }
+
   isolate(id) {
     this.isolated = this.isolated === id ? null : id;
     this.render();
@@ -331,16 +434,37 @@ class ParseView {
     const x = Math.floor(((event.clientX - rect.left) / rect.width) * this.result.width);
     const y = Math.floor(((event.clientY - rect.top) / rect.height) * this.result.height);
     if (x < 0 || y < 0 || x >= this.result.width || y >= this.result.height) return;
-    this.isolate(this.result.labels[y * this.result.width + x]);
+    this.isolate(this.shownLabels()[y * this.result.width + x]);
+  }
+
+  /** The faces as the JSON download (and the server summary) list them: box, score, crop, area_percent. */
+  facesJson() {
+    const { labels, owner, faces } = this.result;
+    const round = (v) => Number(v.toFixed(2));
+    return faces.map((face, k) => {
+      const area = owner ? faceAreaPercent(labels, owner, k + 1, this.labels.length) : null;
+      return {
+        face: k + 1, box: face.box.map(round), score: Number(face.score.toFixed(4)), crop: face.crop,
+        ...(area && { area_percent: Object.fromEntries(this.labels.map((l) => [l.name, Number(area[l.id].toFixed(4))])) }),
+      };
+    });
   }
 
   async download(kind) {
     if (!this.result) return;
     const keep = this.labels.map((l) => (this.isolated === null ? this.visible[l.id] && l.id > 0 : l.id === this.isolated));
+    // One face: its pixels only, and ".faceK" in the file names; all faces: the whole map and every face.
+    const { face } = this;
+    const name = face ? this.image.name.replace(/(\.[^.]+)?$/, `.face${face}$1`) : this.image.name;
+    const faces = this.facesJson();
     try {
+      if (kind === 'crop') { await this.downloadCrops(name); return; }
       await download(kind, {
-        image: this.image, result: this.result, labels: this.labels, keep,
-        meta: { backend: this.result.backend, dtype: this.result.dtype, timings_ms: this.result.timings },
+        image: { ...this.image, name }, result: { ...this.result, labels: this.shownLabels() },
+        labels: this.labels, keep,
+        meta: { backend: this.result.backend, dtype: this.result.dtype, timings_ms: this.result.timings,
+          faces_mode: this.result.facesMode, face: face || null, faces: face ? [faces[face - 1]] : faces,
+          ...(this.result.note && { note: this.result.note }) },
       });
     } catch (err) {
       this.showError(`The download failed: ${err.message}`);

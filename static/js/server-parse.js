@@ -2,6 +2,7 @@
 // the label-map PNG decoded back into class ids so the page renders server and browser results alike.
 
 import { call, fileUrl } from './api-client.js';
+import { ownerFromCrops } from './faces.js';
 
 async function decodeLabelMap(url) {
   const blob = await (await fetch(url)).blob();
@@ -16,12 +17,20 @@ async function decodeLabelMap(url) {
 }
 
 /**
- * Parse `file` on the server with `endpoint` (the page config's `api.parse`); `onEvent` sees the
- * client's events (queue position, start). Resolves to {labels, width, height, summary, timings}.
+ * Parse `file` on the server with `endpoint` (the page config's `api.parse`) and the `faces` choice
+ * ('auto' | 'largest' | 'off'; left out for a server whose `parse` has no faces parameter); `onEvent` sees the
+ * client's events (queue position, start). Resolves to {labels, width, height, summary, timings, faces, owner,
+ * note}. The server sends no owner map: it is rebuilt from the faces' crops (see faces.js ownerFromCrops).
  */
-export async function parseOnServer(file, dtype, endpoint, onEvent = () => {}) {
+export async function parseOnServer(file, dtype, faces, endpoint, onEvent = () => {}) {
   const t0 = performance.now();
-  const [labelMap, , summary] = await call(endpoint, { file, dtype }, onEvent);
+  const payload = endpoint.fields.some((f) => f.name === 'faces') ? { file, dtype, faces } : { file, dtype };
+  const [labelMap, , summary] = await call(endpoint, payload, onEvent);
   const decoded = await decodeLabelMap(fileUrl(labelMap));
-  return { ...decoded, summary, timings: { ...summary.timings_ms, 'round trip': performance.now() - t0 } };
+  const found = summary.faces || [];
+  return {
+    ...decoded, summary, timings: { ...summary.timings_ms, 'round trip': performance.now() - t0 },
+    faces: found, note: summary.faces_note ?? summary.note ?? null,
+    owner: found.length ? ownerFromCrops(decoded.labels, decoded.width, decoded.height, found.map((f) => f.crop)) : null,
+  };
 }

@@ -1,19 +1,33 @@
 // Web Worker that owns the face parser (transformers.js + ONNX Runtime Web), so the page never blocks.
 //
 // Messages, both ways: {type, data}.
-//   page → worker  load  {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize,
-//                         labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph),
-//                         hysteresis: logit margin a pixel's new label must win by (labels graph only; 0: argmax)}
-//                  parse {id, rgba: ArrayBuffer, width, height}
+//   page → worker  load   {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize,
+//                          labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph),
+//                          hysteresis: logit margin a pixel's new label must win by (labels graph only; 0: argmax),
+//                          facesUrl?}  (facesUrl: static/faces.json; without it no face detector is loaded)
+//                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off')}
+//                  detect {id, rgba: ArrayBuffer, width, height}  (faces only, for callers that crop themselves)
 //   worker → page  progress {...transformers.js progress event}   status {phase}
-//                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs}
-//                  result {id, modelId, labels: ArrayBuffer, width, height, timings, boundaryPixels}
+//                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs,
+//                         detector: {file, inputSize, loadMs} | {error}}
+//                  result {id, modelId, labels: ArrayBuffer, width, height, timings, boundaryPixels,
+//                          faces: [{box, score, keypoints, crop}], owner: ArrayBuffer|null, note: string|null}
+//                  detections {id, faces, timings}
 //                  error {id?, stage, message}
 // One worker per model: the Parse view's main parser and live mode's parser (static/js/live.js) each own one.
+//
+// The face detector runs in the SAME ONNX Runtime as the parser: transformers.min.js bundles onnxruntime-web
+// but does not export it, so the detector's session is made with the InferenceSession class of the parser's
+// own session (`model.sessions`), on the wasm execution provider (a 0.2–1 MB model: WebGPU would not pay).
+// One runtime, one wasm instance, no second copy of ORT to vendor or to keep in step.
 import { AutoModel, Tensor, env } from '../vendor/transformers.min.js';
+import {
+  anchors, cropBox, cropRgba, detectFaces, detectorOf, loadFacesSpec, paste, selectFaces,
+} from './faces.js';
 import { INPUT_SIZE, logitsToLabels, toPixelValues } from './segment.js';
 
 let parser = null; // the lazy singleton: {model, device, dtype}
+let detector = null; // {session, spec, anchors} once loaded, or {error} when it could not be
 
 function post(type, data, transfer = []) {
   self.postMessage({ type, data }, transfer);
@@ -53,9 +67,15 @@ async function load(options) {
   const t2 = performance.now();
   parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId,
     labelsGraph: Boolean(options.labelsGraph), hysteresis: options.hysteresis || 0, previous: null };
+  if (options.facesUrl) {
+    post('status', { phase: 'loading the face detector' });
+    detector = await loadDetector(model, options.facesUrl, options.vendorUrl);
+  }
   post('ready', {
     modelId: options.modelId, inputSize: size, device: options.device, dtype: options.dtype, numThreads,
     isolated: self.crossOriginIsolated, loadMs: t1 - t0, warmupMs: t2 - t1,
+    detector: detector && (detector.error ? { error: detector.error }
+      : { file: detectorOf(detector.spec).onnx, inputSize: detectorOf(detector.spec).input_size, loadMs: detector.loadMs }),
   });
 }
 
@@ -68,21 +88,68 @@ function labelsFeeds(previous, height, width, hysteresis) {
   };
 }
 
-async function parse({ id, rgba, width, height }) {
-  if (!parser) throw new Error('the parser is not loaded yet');
+/** The face detector in the parser's ONNX Runtime; {error} (a line naming the set-up step) if it can't load. */
+async function loadDetector(model, facesUrl, vendorUrl) {
   const t0 = performance.now();
+  try {
+    const spec = await loadFacesSpec(facesUrl);
+    const file = detectorOf(spec).onnx;
+    const url = new URL(`${spec.detectorFolder}/${file}`, new URL('../', new URL(vendorUrl, self.location.href))).href;
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`the face detector ${file} is missing (HTTP ${response.status})`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const InferenceSession = Object.values(model.sessions || {})[0]?.constructor;
+    if (typeof InferenceSession?.create !== 'function') {
+      throw new Error('this transformers.js build does not expose its ONNX Runtime session class');
+    }
+    let session;
+    try {
+      session = await InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    } catch (err) {
+      throw new Error(`the face detector ${file} is damaged (${err?.message || err})`);
+    }
+    return { session, spec, anchors: anchors(detectorOf(spec)), loadMs: performance.now() - t0 };
+  } catch (err) {
+    const message = err?.message || String(err);
+    return { error: `${message}${/setup\.sh/.test(message) ? '' : ': run scripts/setup.sh (it converts the face detector)'}` };
+  }
+}
+
+/** Faces in the image, ordered (face k+1 = faces[k]), with their crops: {faces, note, timings}. */
+async function findFaces(rgba, width, height, mode) {
+  const { spec, session, anchors: anchorList } = detector;
+  const d = detectorOf(spec);
+  let modelMs = 0;
+  const run = async (pixels) => {
+    const t = performance.now();
+    const input = new Tensor('float32', pixels, [1, 3, d.input_size, d.input_size]).ort_tensor;
+    const out = await session.run({ [d.input_name]: input });
+    modelMs += performance.now() - t;
+    return { regressors: out[d.regressors].data, classificators: out[d.classificators].data };
+  };
+  const t0 = performance.now();
+  const found = await detectFaces(rgba, width, height, spec, run, anchorList);
+  const { faces, note } = selectFaces(found.faces, mode, spec.maxFaces);
+  for (const face of faces) face.crop = cropBox(face.box, width, height, spec);
+  // One stage for the page's table; the detector model's own share (all its runs) in `detector model`.
+  return { faces, note, timings: { detect: performance.now() - t0, 'detector model': modelMs } };
+}
+
+/**
+ * One parse of RGBA pixels at the parser's size, labels at width × height. `previous`: the last frame's labels
+ * under these pixels (same size), for the labels graph's hysteresis; null: plain argmax.
+ */
+async function parsePixels(rgba, width, height, previous = null) {
   const { size } = parser;
-  const pixels = toPixelValues(new Uint8Array(rgba), width, height, size);
+  const t0 = performance.now();
+  const pixels = toPixelValues(rgba, width, height, size);
   const t1 = performance.now();
   const input = new Tensor('float32', pixels, [1, 3, size, size]);
   let labels, exact = null, t2;
   if (parser.labelsGraph) { // the graph upsampled and took the argmax (in "model"); the worker only copies
-    const last = parser.previous;
-    const previous = last && last.width === width && last.height === height ? last.labels : null;
     const out = await parser.model({ pixel_values: input, ...labelsFeeds(previous, height, width, parser.hysteresis) });
     t2 = performance.now();
     labels = new Uint8Array(out.labels.data);
-    if (parser.hysteresis) parser.previous = { labels: labels.slice(), width, height }; // labels' buffer leaves
   } else {
     const { logits } = await parser.model({ pixel_values: input });
     t2 = performance.now();
@@ -90,10 +157,86 @@ async function parse({ id, rgba, width, height }) {
     ({ labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width));
   }
   const t3 = performance.now();
+  return { labels, exact, timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 } };
+}
+
+/**
+ * Hysteresis keeps the last frame's label map in FRAME pixels, so it follows any crop: the previous labels
+ * for a crop are that map under the crop box (outside the frame, or a frame of another size: background).
+ * Null when the parser has no hysteresis or there is no last frame of this size.
+ */
+function previousUnder(width, height, box = null) {
+  const last = parser.previous;
+  if (!parser.labelsGraph || !parser.hysteresis || !last || last.width !== width || last.height !== height) {
+    return null;
+  }
+  if (!box) return last.labels;
+  const [x0, y0, x1, y1] = box, side = x1 - x0;
+  const out = new Uint8Array(side * (y1 - y0));
+  const sx0 = Math.max(0, x0), sx1 = Math.min(width, x1);
+  for (let y = Math.max(0, y0); sx1 > sx0 && y < Math.min(height, y1); y++) {
+    out.set(last.labels.subarray(y * width + sx0, y * width + sx1), (y - y0) * side + (sx0 - x0));
+  }
+  return out;
+}
+
+function keepForHysteresis(labels, width, height) {
+  if (parser.labelsGraph && parser.hysteresis) parser.previous = { labels: labels.slice(), width, height };
+}
+
+const addTimings = (into, more) => { for (const [k, v] of Object.entries(more)) into[k] = (into[k] || 0) + v; };
+
+async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
+  if (!parser) throw new Error('the parser is not loaded yet');
+  const pixels = new Uint8Array(rgba);
+  const timings = {};
+  let faces = [], note = null;
+  if (mode !== 'off') {
+    if (detector?.error) note = `${detector.error[0].toUpperCase()}${detector.error.slice(1)} — parsed the whole image.`;
+    else if (!detector) note = 'No face detector was loaded — parsed the whole image.';
+    else {
+      const found = await findFaces(pixels, width, height, mode);
+      ({ faces, note } = found);
+      addTimings(timings, found.timings);
+      if (!faces.length) note = 'No face found: parsed the whole image.';
+    }
+  }
+  if (!faces.length) { // 'off', or no face: the whole image, as before faces
+    const whole = await parsePixels(pixels, width, height, previousUnder(width, height));
+    addTimings(timings, whole.timings);
+    keepForHysteresis(whole.labels, width, height); // before its buffer is transferred
+    post('result', {
+      id, modelId: parser.modelId, labels: whole.labels.buffer, width, height, boundaryPixels: whole.exact,
+      timings, faces: [], owner: null, note,
+    }, [whole.labels.buffer]);
+    return;
+  }
+  // Crop → parse → paste, face by face in face order (earlier faces keep the pixels they claimed).
+  const labels = new Uint8Array(width * height), owner = new Uint8Array(width * height);
+  let exact = 0;
+  for (let k = 0; k < faces.length; k++) {
+    const box = faces[k].crop, side = box[2] - box[0];
+    let t = performance.now();
+    const crop = cropRgba(pixels, width, height, box);
+    addTimings(timings, { crop: performance.now() - t });
+    const one = await parsePixels(crop, side, side, previousUnder(width, height, box));
+    addTimings(timings, one.timings);
+    exact += one.exact;
+    t = performance.now();
+    paste(labels, owner, width, height, one.labels, box, k + 1);
+    addTimings(timings, { paste: performance.now() - t });
+  }
+  keepForHysteresis(labels, width, height);
   post('result', {
-    id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact,
-    timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 },
-  }, [labels.buffer]);
+    id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact, timings,
+    faces, owner: owner.buffer, note,
+  }, [labels.buffer, owner.buffer]);
+}
+
+async function detect({ id, rgba, width, height }) {
+  if (!detector || detector.error) throw new Error(detector?.error || 'no face detector was loaded');
+  const { faces, note, timings } = await findFaces(new Uint8Array(rgba), width, height, 'auto');
+  post('detections', { id, faces, note, timings });
 }
 
 self.onmessage = async ({ data: message }) => {
@@ -105,6 +248,9 @@ self.onmessage = async ({ data: message }) => {
         break;
       case 'parse':
         await parse(data);
+        break;
+      case 'detect':
+        await detect(data);
         break;
       default:
         throw new Error(`unknown message type ${JSON.stringify(type)}`);

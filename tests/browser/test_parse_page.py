@@ -20,10 +20,11 @@ from webapp.parsing import area_summary
 pytestmark = pytest.mark.browser
 
 
-def server_labels(server, path: Path, dtype: str = "q8") -> np.ndarray:
+def server_labels(server, path: Path, dtype: str = "q8", faces: str = "auto") -> np.ndarray:
+    """The server `parse` API's label map; faces="auto" is also the page's default (each face on its own crop)."""
     from gradio_client import Client, handle_file
 
-    label_path, _, _ = Client(server.url, verbose=False).predict(handle_file(path), dtype, api_name="/parse")
+    label_path, _, _ = Client(server.url, verbose=False).predict(handle_file(path), dtype, faces, api_name="/parse")
     return np.asarray(Image.open(label_path))
 
 

@@ -116,7 +116,10 @@ def test_the_wheel_holds_the_app_and_its_static_files(installed) -> None:
     assert package.is_relative_to(installed.venv) and not package.is_relative_to(REPO), package
     assert static == package.parent / "static"
     for name in ("labels.json", "js/worker.js", "css/parse.css", "vendor/transformers.min.js",
-                 "vendor/ort-wasm-simd-threaded.wasm", "vendor/ort-wasm-simd-threaded.mjs", "vendor/THIRD-PARTY.txt"):
+                 "vendor/ort-wasm-simd-threaded.wasm", "vendor/ort-wasm-simd-threaded.mjs", "vendor/THIRD-PARTY.txt",
+                 "faces.json", "vendor/face-detector/manifest.json", "vendor/face-detector/LICENSE.txt",
+                 "vendor/face-detector/face_detection_full_range.onnx",
+                 "vendor/face-detector/face_detection_short_range.onnx"):
         assert (static / name).is_file(), name
     assert not (static / "models").exists()  # the checkout's exports never ship
     # Not a checkout: what the app makes by default goes to the user's data folder, not into site-packages.
@@ -143,7 +146,8 @@ def test_face_studio_serve_from_the_wheel_parses_in_the_browser(browser, wheel_s
         page.close()
     assert labels.shape == (480, 640)
     # The same file parsed by the wheel's server (native ORT): nearly the same map (q8 kernels round differently).
-    label_path, _, _ = Client(wheel_server.url, verbose=False).predict(handle_file(photo), "q8", api_name="/parse")
+    label_path, _, _ = Client(wheel_server.url, verbose=False).predict(handle_file(photo), "q8", "off",
+                                                                        api_name="/parse")
     agreement = (labels == np.asarray(Image.open(label_path))).mean()
     assert agreement >= 0.98, f"browser and server agree on {agreement:.2%} of pixels"
 

@@ -33,7 +33,7 @@ def client(server):
 def test_parse_returns_label_map_overlay_and_summary(client, tiny_export_dir: Path, samples) -> None:
     from gradio_client import handle_file
 
-    label_path, overlay_path, summary = client.predict(handle_file(samples["wide"]), "q8", api_name="/parse")
+    label_path, overlay_path, summary = client.predict(handle_file(samples["wide"]), "q8", "off", api_name="/parse")
     label_map = Image.open(label_path)
     assert label_map.mode == "L" and label_map.size == (640, 480)
     labels = np.asarray(label_map)
@@ -128,3 +128,23 @@ def test_auth_guards_the_api(tiny_export_dir: Path, samples) -> None:
             assert session.post(handle.url + "login", data={"username": "ada", "password": "lovelace"}).is_success
             for url in (handle.url + "studio/js/worker.js", model_url):
                 assert session.get(url).status_code == 200, url
+
+
+def test_parse_finds_faces_by_default_and_lists_them_in_the_summary(client, tiny_export_dir: Path, tmp_path) -> None:
+    from gradio_client import handle_file
+
+    from tests.faces.conftest import scene
+    from webapp.parsing import parse_image
+
+    path = tmp_path / "group.png"
+    image = scene(1280, 720, [(1, 40, 150, 420), (4, 480, 120, 400), (5, 900, 300, 360)])[0]
+    image.save(path)
+    label_path, _, summary = client.predict(handle_file(path), "q8", api_name="/parse")  # faces: auto by default
+    expected = parse_image(FaceParser(tiny_export_dir, "q8"), image, "auto")
+    assert summary["faces_mode"] == "auto" and summary["faces_note"] is None
+    assert [face["crop"] for face in summary["faces"]] == [face.crop for face in expected.faces]
+    assert all(set(face) >= {"box", "score", "crop", "area_percent"} for face in summary["faces"])
+    assert (np.asarray(Image.open(label_path)) == expected.labels).mean() >= 0.999
+    assert {"detect", "crop", "paste"} <= set(summary["timings_ms"])
+    _, _, largest = client.predict(handle_file(path), "q8", "largest", api_name="/parse")
+    assert len(largest["faces"]) == 1

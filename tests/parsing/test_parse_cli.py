@@ -28,7 +28,7 @@ def test_folder_with_one_bad_file(tiny_export_dir: Path, samples, tmp_path: Path
     out = tmp_path / "out"
 
     rc = main(["parse", str(folder), "--out", str(out), "--batch", "2", "--dtype", "q8",
-               "--parser", str(tiny_export_dir)])
+               "--parser", str(tiny_export_dir), "--faces", "off"])
     captured = capsys.readouterr()
 
     assert rc == 1
@@ -73,7 +73,7 @@ def test_same_names_in_different_folders_are_all_kept(tiny_export_dir: Path, sam
         Image.open(samples["square"]).convert("RGB").resize(size).save(tmp_path / rel)
     out = tmp_path / "out"
     assert main(["parse", *(str(tmp_path / rel) for rel in sizes), "--out", str(out),
-                 "--parser", str(tiny_export_dir)]) == 0
+                 "--parser", str(tiny_export_dir), "--faces", "off"]) == 0
     captured = capsys.readouterr()
     expected = {"a/x.png": "x", "b/x.png": "x-2", "c/x-1.png": "x-1", "d/X.png": "X-3"}
     assert len(list(out.iterdir())) == 3 * len(sizes)
@@ -88,7 +88,8 @@ def test_same_names_in_different_folders_are_all_kept(tiny_export_dir: Path, sam
 
 def test_rerun_into_the_same_folder_says_it_replaced_outputs(tiny_export_dir: Path, samples, tmp_path: Path,
                                                              capsys) -> None:
-    args = ["parse", str(samples["square"]), "--out", str(tmp_path / "out"), "--parser", str(tiny_export_dir)]
+    args = ["parse", str(samples["square"]), "--out", str(tmp_path / "out"), "--parser", str(tiny_export_dir),
+            "--faces", "off"]
     assert main(args) == 0
     assert "replaced" not in capsys.readouterr().err
     assert main(args) == 0

@@ -1,5 +1,10 @@
 """``face-studio parse``: label maps, colour masks and a JSON summary for many images (same engine as
-the server's ``parse`` API)."""
+the server's ``parse`` API).
+
+With ``--faces auto`` (the default) or ``largest`` each face is found and parsed on its own crop; the JSON lists the
+faces (box, score, keypoints, crop, area_percent, in the original image's pixels), ``<name>.faces.png`` is the owner
+map (pixel = face number, 0 = none) and ``<name>.face-<k>.png`` is the exact crop face k was parsed on (black where
+it reaches outside the picture): parsing that file alone gives face k's labels inside its crop."""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import sys
 from pathlib import Path
 
 from face_studio.atomic import atomic_write, save_image
+from face_studio.faces.spec import DEFAULT_MODE as DEFAULT_FACES
+from face_studio.faces.spec import MODES as FACES_MODES
 from face_studio.onnx_files import DTYPES
 
 HELP = "Parse faces in images or folders: label-map PNGs (pixel = class id), colour masks, JSON summaries."
@@ -25,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which ONNX file of the export to run (default q8, as the browser)")
     parser.add_argument("--parser", type=Path, default=DEFAULT_PARSER_DIR, metavar="DIR",
                         help=f"export folder made by `face-studio export` (default {DEFAULT_PARSER_DIR})")
+    parser.add_argument("--faces", default=DEFAULT_FACES, choices=FACES_MODES,
+                        help="auto: find every face and parse each on its own crop (the whole image when none is "
+                             "found); largest: the largest face only; off: the whole image (default auto)")
+    parser.add_argument("--detector", type=Path, default=None, metavar="DIR",
+                        help="folder of the converted face detector (default: the one the set-up made, "
+                             "static/vendor/face-detector)")
 
 
 def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -46,7 +59,7 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
-OUTPUT_SUFFIXES = (".labels.png", ".mask.png", ".json")
+OUTPUT_SUFFIXES = (".labels.png", ".mask.png", ".json", ".faces.png")
 
 
 def output_stems(files: list[Path]) -> tuple[list[str], list[str]]:
@@ -74,13 +87,15 @@ def output_stems(files: list[Path]) -> tuple[list[str], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
 
+    import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
     from face_studio.errors import UserError
+    from face_studio.faces.parse import FaceParse
     from face_studio.images import load_image
     from face_studio.preprocess import colorize
-    from webapp.parsing import get_parser, label_map_png, summary_json
+    from webapp.parsing import faces_summary, get_detector, get_parser, label_map_png, parse_image, summary_json
 
     # 1. Check inputs before any work.
     if args.batch < 1:
@@ -95,8 +110,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: no images found in the given inputs.", file=sys.stderr)
         return 2
     parser = get_parser(args.parser, args.dtype)
+    detector = get_detector(folder=args.detector) if args.faces != "off" else None
     try:
         backend = f"ONNX Runtime ({parser.providers[0].removesuffix('ExecutionProvider')})"
+        if detector is not None:
+            detector.check()  # a missing or damaged detector is said once, before any work
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -122,20 +140,34 @@ def run(args: argparse.Namespace) -> int:
                 except UserError as err:
                     failures.append((path, str(err)))
                     progress.update(1)
-            results = parser.parse_batch([image for _, _, image in loaded])
-            # 3. Outputs per image: label map, colour mask, summary JSON (each written atomically).
+            if args.faces == "off":  # the whole images, batched as before
+                results = [FaceParse(r.labels, np.zeros_like(r.labels), [], None, [], r.timings)
+                           for r in parser.parse_batch([image for _, _, image in loaded])]
+            else:  # per image: its faces' crops are the batch
+                results = [parse_image(parser, image, args.faces, detector) for _, _, image in loaded]
+            # 3. Outputs per image: label map, colour mask, summary JSON, owner map and face crops (atomic writes).
             for (path, stem, _), result in zip(loaded, results, strict=True):
+                crops = [args.out / f"{stem}.face-{k}.png" for k in range(1, len(result.crops) + 1)]
                 replaced += sum((args.out / f"{stem}{suffix}").exists() for suffix in OUTPUT_SUFFIXES)
+                replaced += sum(crop.exists() for crop in crops)
                 atomic_write(args.out / f"{stem}.labels.png", label_map_png(result.labels))
                 save_image(Image.fromarray(colorize(result.labels)), args.out / f"{stem}.mask.png")
+                if result.faces:
+                    atomic_write(args.out / f"{stem}.faces.png", label_map_png(result.owner))
+                for crop, image in zip(crops, result.crops, strict=True):
+                    save_image(image, crop)
+                summary = faces_summary(result, args.faces)
+                summary["face_crops"] = [crop.name for crop in crops]
                 atomic_write(args.out / f"{stem}.json", summary_json(
                     result.labels, source=str(path), backend=backend, dtype=args.dtype,
-                    timings=result.timings).encode())
+                    timings=result.timings, faces=summary).encode())
+                if result.note:
+                    print(f"note: {path}: {result.note}", file=sys.stderr)
                 written += 1
                 progress.update(1)
 
     # 4. Report.
-    print(f"parsed {written} of {len(files)} image(s) into {args.out} ({backend}, {args.dtype})")
+    print(f"parsed {written} of {len(files)} image(s) into {args.out} ({backend}, {args.dtype}, faces {args.faces})")
     if renamed:
         print(f"{len(renamed)} input(s) shared a name with another and got a numbered name (see the notes above)")
     if replaced:

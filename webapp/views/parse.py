@@ -21,11 +21,15 @@ from face_studio.preprocess import input_size, overlay
 from webapp.errors import user_errors
 from webapp.parsing import (
     DEFAULT_DTYPE,
+    DEFAULT_FACES,
     DTYPES,
+    FACES_MODES,
     area_summary,
     available_dtypes,
+    faces_summary,
     get_parser,
     missing_export_message,
+    parse_image,
 )
 from webapp.routes import ASSETS_PATH, PARSER_PATH, live_parser_model_id, parser_model_id
 from webapp.serving.remote import remote_parser
@@ -85,7 +89,8 @@ def page_config(settings: ServeSettings) -> dict:
         "workerUrl": f"{ASSETS_PATH}/js/worker.js",
         # The server `parse` API for static/js/api-client.js: its name and parameters, in order.
         "api": {"parse": {"api": "parse", "fields": [{"name": "file", "kind": "file"},
-                                                     {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE}]}},
+                                                     {"name": "dtype", "kind": "text", "default": DEFAULT_DTYPE},
+                                                     {"name": "faces", "kind": "text", "default": DEFAULT_FACES}]}},
         "inputSize": input_size(parser_dir),
         "live": live,
         "liveMissing": live_missing_note(settings, live),
@@ -95,8 +100,9 @@ def page_config(settings: ServeSettings) -> dict:
 
 
 @user_errors
-def parse_run(file: str | None, dtype: str, settings: ServeSettings):
-    """The ``parse`` API: image file → (label-map PNG, overlay, summary). User errors become ``gr.Error``."""
+def parse_run(file: str | None, dtype: str, settings: ServeSettings, faces: str | None = DEFAULT_FACES):
+    """The ``parse`` API: image file → (label-map PNG, overlay, summary). ``faces``: auto (each face parsed on its
+    own crop; the whole image when none), largest, off (the whole image). User errors become ``gr.Error``."""
     # 1. Check inputs: a real, not-too-large image and a known dtype.
     image = load_image(file, what="image")
     parser = (remote_parser(settings, dtype or DEFAULT_DTYPE) if settings.ray  # --ray: on a replica
@@ -105,7 +111,7 @@ def parse_run(file: str | None, dtype: str, settings: ServeSettings):
     load_start = time.perf_counter()
     providers = parser.providers
     load_ms = (time.perf_counter() - load_start) * 1000
-    result = parser.parse_batch([image])[0]
+    result = parse_image(parser, image, faces or DEFAULT_FACES)
     # 3. Outputs: the label map (pixel = class id, mode L), the overlay and what it took.
     labels = result.labels
     summary = {
@@ -116,6 +122,7 @@ def parse_run(file: str | None, dtype: str, settings: ServeSettings):
         "area_percent": area_summary(labels),
         "timings_ms": {"load": round(load_ms, 2),
                        **{k: round(v, 2) for k, v in result.timings.items()}},
+        **faces_summary(result, faces or DEFAULT_FACES),
     }
     return Image.fromarray(labels), overlay(image, labels, OVERLAY_OPACITY), summary
 
@@ -137,16 +144,18 @@ def build(settings: ServeSettings) -> None:
     with gr.Group(visible=False):
         parse_file = gr.File(label="Image", type="filepath")
         parse_dtype = gr.Dropdown(list(DTYPES), value=DEFAULT_DTYPE, label="ONNX dtype")
+        parse_faces = gr.Dropdown(list(FACES_MODES), value=DEFAULT_FACES, label="Faces")
         parse_label_map = gr.Image(label="Label map (pixel = class id)", type="pil", format="png")
         parse_overlay = gr.Image(label="Overlay", type="pil", format="png")
         parse_summary = gr.JSON(label="Summary")
         parse_button = gr.Button("Parse on the server")
     parse_button.click(
-        lambda file, dtype: parse_run(file, dtype, settings),
-        inputs=[parse_file, parse_dtype],
+        lambda file, dtype, faces: parse_run(file, dtype, settings, faces),
+        inputs=[parse_file, parse_dtype, parse_faces],
         outputs=[parse_label_map, parse_overlay, parse_summary],
         api_name="parse",
         concurrency_id=PARSE_CONCURRENCY_ID,
         concurrency_limit=settings.parse_workers,
-        api_description="Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary.",
+        api_description="Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary "
+                        "(faces: auto | largest | off; the faces found are in the summary).",
     )
