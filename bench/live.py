@@ -12,7 +12,9 @@ Models (random weights: speed does not depend on weight values), each exported b
 The fake camera plays a still scene with sensor noise (σ --noise grey levels, a new draw every frame), so the
 "flicker" column (share of pixels whose label changes between consecutive frames, live.js's metric) is what
 a still face on a real camera shows; each run is made with live mode's flicker filter off (hysteresis 0) and
-on (--hysteresis). Every run prints the page's readout line.
+on (--hysteresis), with live mode's face crops on (the default: the detector finds the astronaut's face each
+frame and the student parses its crop) and, with --faces both, off (the whole frame). Every run prints the page's
+readout line.
 
 For each: the server runs with `--live-parser` set to that export; the page's Live camera button starts the
 loop (one frame in flight, the newest frame next); after a warm-up the bench counts the frames parsed in a
@@ -21,6 +23,9 @@ window and reads the loop's sums. Columns:
   ms a frame     round trip page → worker → page (grab 640×480 frame, pre-process, model, post-process to a
                  640×480 label map), mean;
   worker stages  pre / model / post inside the worker, mean;
+  faces          detect (letterbox + detector + decode; the detector model's own share in brackets) and
+                 crop + paste inside the worker, mean ms a frame, and their share of the frame's round trip
+                 (the issue's budget: ≤ 15 %);
   native         ONNX Runtime in Python on the same file: model (session.run) and pipeline (+ face_studio
                  pre/post on the same 640×480 frame), median; "browser ÷ native" compares the model stage.
 """
@@ -96,7 +101,7 @@ READ_TOTALS = "() => ({ now: performance.now(), ...document.querySelector('.fs-p
 
 
 def browser_times(browser, url: str, dtype: str, threads: int, warmup: int, seconds: float, min_frames: int,
-                  timeout_s: float, hysteresis: float = 0.0) -> dict:
+                  timeout_s: float, hysteresis: float = 0.0, faces: bool = True) -> dict:
     """Run live mode for ``seconds`` (at least ``min_frames`` frames) after ``warmup`` frames; the loop's means."""
     from bench._compare import open_app_page
 
@@ -108,6 +113,7 @@ def browser_times(browser, url: str, dtype: str, threads: int, warmup: int, seco
         page.select_option("[data-role=dtype]", dtype)
         page.evaluate(f"document.querySelector('.fs-parse').view.live.options.numThreads = {threads}")
         page.evaluate(f"document.querySelector('.fs-parse').view.live.options.hysteresis = {hysteresis}")
+        page.evaluate(f"document.querySelector('[data-role=live-faces]').checked = {str(faces).lower()}")
         page.click("[data-role=camera]")
         timeout = timeout_s * 1000
         page.wait_for_selector("[data-role=live-box][data-live-state=running]", state="attached", timeout=timeout)
@@ -123,11 +129,17 @@ def browser_times(browser, url: str, dtype: str, threads: int, warmup: int, seco
     finally:
         context.close()
     n = end["frames"] - start["frames"]
-    mean = {k: (end[k] - start[k]) / n for k in ("ms", "preprocess", "model", "postprocess")}
+    mean = {k: (end[k] - start[k]) / n for k in ("ms", "preprocess", "model", "postprocess", "detect",
+                                                 "detector model", "crop", "paste", "faced")}
     compared = end["compared"] - start["compared"]
     flicker = (end["changed"] - start["changed"]) / compared if compared else float("nan")
     return {"fps": 1000 * n / (end["now"] - start["now"]), "frames": n, **mean, "info": info, "readout": readout,
             "flicker": flicker}
+
+
+def face_cell(faces: bool, web: dict) -> str:
+    """'on (100 %)': face crops on, and the share of frames that found a face and were parsed on its crop."""
+    return f"on ({100 * web['faced']:.0f} %)" if faces else "off"
 
 
 def main() -> int:
@@ -143,6 +155,8 @@ def main() -> int:
     parser.add_argument("--threads", default="2", help="WASM / ORT thread counts")
     parser.add_argument("--hysteresis", type=float, default=HYSTERESIS,
                         help=f"live mode's flicker filter for the 'on' runs (default: live.js's {HYSTERESIS})")
+    parser.add_argument("--faces", choices=["on", "off", "both"], default="on",
+                        help="live mode's face crops (default on, as in the page)")
     parser.add_argument("--noise", type=float, default=3.0, help="fake camera sensor noise, grey levels (σ)")
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring window per run, after the warm-up")
     parser.add_argument("--native-frames", type=int, default=10, help="native runs per file (median)")
@@ -166,6 +180,7 @@ def main() -> int:
         runs.append((f"B5 {B5_SIZE} px", export_b5(args.work), ["q8"]))
     y4m = astronaut_y4m(args.work / f"astronaut-640x480-noise{args.noise:g}.y4m", FRAME_SIZE, frames=30,
                         noise=args.noise)
+    face_modes = {"on": [True], "off": [False], "both": [True, False]}[args.faces]
     load_before = os.getloadavg()
 
     rows = []
@@ -179,13 +194,16 @@ def main() -> int:
                 for dtype in run_dtypes:
                     for n in threads:
                         native = native_times(export, dtype, 3 if big else args.native_frames, n)
-                        for hysteresis in (0.0, args.hysteresis):
-                            print(f"{name} {dtype} {n} thread(s), hysteresis {hysteresis:g}…", file=sys.stderr)
-                            web = browser_times(browser, server.url, dtype, n, warmup=1 if big else 5,
-                                                seconds=args.seconds, min_frames=2 if big else 10,
-                                                timeout_s=600 if big else 180, hysteresis=hysteresis)
-                            rows.append((name, dtype, n, hysteresis, web, native))
-                            print(f"readout: {web['readout']}")
+                        for faces in face_modes:
+                            for hysteresis in (0.0, args.hysteresis):
+                                print(f"{name} {dtype} {n} thread(s), faces {'on' if faces else 'off'}, "
+                                      f"hysteresis {hysteresis:g}…", file=sys.stderr)
+                                web = browser_times(browser, server.url, dtype, n, warmup=1 if big else 5,
+                                                    seconds=args.seconds, min_frames=2 if big else 10,
+                                                    timeout_s=600 if big else 180, hysteresis=hysteresis,
+                                                    faces=faces)
+                                rows.append((name, dtype, n, hysteresis, faces, web, native))
+                                print(f"readout: {web['readout']}")
         browser.close()
     load_after = os.getloadavg()
 
@@ -197,14 +215,18 @@ def main() -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, SHARED with other jobs "
           f"(load average {load_before[0]:.1f} before, {load_after[0]:.1f} after): absolute numbers are "
           "pessimistic; rerun on a quiet machine.\n")
-    table = [[name, dtype, str(web["info"]["numThreads"]), f"{hysteresis:g}", f"{web['fps']:.1f}",
-              f"{web['ms']:.0f}", f"{web['preprocess']:.0f} / {web['model']:.0f} / {web['postprocess']:.0f}",
+    table = [[name, dtype, str(web["info"]["numThreads"]), face_cell(faces, web), f"{hysteresis:g}",
+              f"{web['fps']:.1f}", f"{web['ms']:.0f}",
+              f"{web['preprocess']:.0f} / {web['model']:.0f} / {web['postprocess']:.0f}",
+              f"{web['detect']:.1f} ({web['detector model']:.1f}) / {web['crop'] + web['paste']:.1f} "
+              f"({100 * (web['detect'] + web['crop'] + web['paste']) / web['ms']:.0f} %)",
               f"{native['model']:.0f} ms", f"{native['pipeline']:.0f} ms", f"{web['model'] / native['model']:.1f}×",
               f"{100 * web['flicker']:.2f} %"]
-             for name, dtype, _n, hysteresis, web, native in rows]
-    print_table(["model", "dtype", "threads", "hysteresis", "FPS", "ms a frame", "worker pre / model+post / copy (ms)",
+             for name, dtype, _n, hysteresis, faces, web, native in rows]
+    print_table(["model", "dtype", "threads", "face crop", "hysteresis", "FPS", "ms a frame",
+                 "worker pre / model+post / copy (ms)", "detect (its model) / crop+paste (ms, % of frame)",
                  "native model", "native pipeline", "browser ÷ native (model)", "flicker"], table,
-                right={2, 3, 4, 5, 7, 8, 9, 10}, script="bench/live.py")
+                right={2, 4, 5, 6, 9, 10, 11, 12}, script="bench/live.py")
     return 0
 
 

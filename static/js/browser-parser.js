@@ -143,11 +143,12 @@ export class BrowserParser {
 
   /**
    * Parse RGBA pixels (copied, the caller keeps its own). `faces`: 'auto' | 'largest' | 'off' (default: the
-   * whole image, as before faces). Resolves to {labels, width, height, timings, faces, owner, note}: `owner` is
-   * null without faces, else a Uint8Array (0 = no face, k = face k).
+   * whole image, as before faces); `track` (live frames): {maxAgeMs, tiles, maxFaces, hold}, see worker.js.
+   * Resolves to {labels, width, height, timings, faces, found, owner, note}: `owner` is null without faces, else
+   * a Uint8Array (0 = no face, k = face k).
    */
-  parse(rgba, width, height, { faces = 'off' } = {}) {
-    return this.request('parse', rgba, { width, height, faces });
+  parse(rgba, width, height, { faces = 'off', track = null } = {}) {
+    return this.request('parse', rgba, { width, height, faces, track });
   }
 
   /** Only find the faces (ordered, with their crops): resolves to {faces, note, timings}. */

@@ -5,13 +5,15 @@
 //                          labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph),
 //                          hysteresis: logit margin a pixel's new label must win by (labels graph only; 0: argmax),
 //                          facesUrl?}  (facesUrl: static/faces.json; without it no face detector is loaded)
-//                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off')}
+//                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off'),
+//                          track?: {maxAgeMs, tiles, maxFaces, hold}}  (live frames: see `trackFaces`)
 //                  detect {id, rgba: ArrayBuffer, width, height}  (faces only, for callers that crop themselves)
 //   worker → page  progress {...transformers.js progress event}   status {phase}
 //                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs,
 //                         detector: {file, inputSize, loadMs} | {error}}
 //                  result {id, modelId, labels: ArrayBuffer, width, height, timings, boundaryPixels,
-//                          faces: [{box, score, keypoints, crop}], owner: ArrayBuffer|null, note: string|null}
+//                          faces: [{box, score, keypoints, crop}], found (faces seen before mode/cap),
+//                          owner: ArrayBuffer|null, note: string|null}
 //                  detections {id, faces, timings}
 //                  error {id?, stage, message}
 // One worker per model: the Parse view's main parser and live mode's parser (static/js/live.js) each own one.
@@ -22,7 +24,7 @@
 // One runtime, one wasm instance, no second copy of ORT to vendor or to keep in step.
 import { AutoModel, Tensor, env } from '../vendor/transformers.min.js';
 import {
-  anchors, cropBox, cropRgba, detectFaces, detectorOf, loadFacesSpec, paste, selectFaces,
+  anchors, cropBox, cropRgba, detectFaces, detectorOf, loadFacesSpec, paste, selectFaces, steadyCrops,
 } from './faces.js';
 import { INPUT_SIZE, logitsToLabels, toPixelValues } from './segment.js';
 
@@ -115,9 +117,13 @@ async function loadDetector(model, facesUrl, vendorUrl) {
   }
 }
 
-/** Faces in the image, ordered (face k+1 = faces[k]), with their crops: {faces, note, timings}. */
-async function findFaces(rgba, width, height, mode) {
-  const { spec, session, anchors: anchorList } = detector;
+/**
+ * Faces in the image, ordered (face k+1 = faces[k]), with their crops: {faces, note, timings}. `tiles` false:
+ * the whole-image letterbox only (one detector run: live frames, where a face is large); `maxFaces` caps.
+ */
+async function findFaces(rgba, width, height, mode, { tiles = true, maxFaces } = {}) {
+  const { session, anchors: anchorList } = detector;
+  const spec = tiles ? detector.spec : { ...detector.spec, smallFaces: 'whole' };
   const d = detectorOf(spec);
   let modelMs = 0;
   const run = async (pixels) => {
@@ -129,10 +135,11 @@ async function findFaces(rgba, width, height, mode) {
   };
   const t0 = performance.now();
   const found = await detectFaces(rgba, width, height, spec, run, anchorList);
-  const { faces, note } = selectFaces(found.faces, mode, spec.maxFaces);
+  const { faces, note } = selectFaces(found.faces, mode, maxFaces ?? spec.maxFaces);
   for (const face of faces) face.crop = cropBox(face.box, width, height, spec);
   // One stage for the page's table; the detector model's own share (all its runs) in `detector model`.
-  return { faces, note, timings: { detect: performance.now() - t0, 'detector model': modelMs } };
+  return { faces, note, found: found.faces.length,
+    timings: { detect: performance.now() - t0, 'detector model': modelMs } };
 }
 
 /**
@@ -186,18 +193,40 @@ function keepForHysteresis(labels, width, height) {
 
 const addTimings = (into, more) => { for (const [k, v] of Object.entries(more)) into[k] = (into[k] || 0) + v; };
 
-async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
+/**
+ * Live frames (`track` = {maxAgeMs, tiles, maxFaces, hold}): the detector runs again once its last run is
+ * `maxAgeMs` old; the frames between reuse its faces and crops (a crop is 2.4 × the face, so a face moving
+ * for that long stays inside it, and the parse of the current frame still follows it). A bound in time, not
+ * in frames: a slow machine detects on every frame rather than keep a crop from seconds ago. Crops are held
+ * through the detector's jitter (steadyCrops).
+ */
+async function trackFaces(pixels, width, height, mode, { maxAgeMs = 0, tiles = false, maxFaces, hold = 0 }) {
+  const last = parser.tracked;
+  if (last && last.width === width && last.height === height && performance.now() - last.at < maxAgeMs) {
+    return { ...structuredClone(last.seen), timings: {} };
+  }
+  const at = performance.now();
+  const seen = await findFaces(pixels, width, height, mode, { tiles, maxFaces });
+  const crops = steadyCrops(seen.faces.map((f) => f.crop), last?.width === width ? last.crops : null, hold);
+  seen.faces.forEach((face, k) => { face.crop = crops[k]; });
+  parser.tracked = { seen: structuredClone({ faces: seen.faces, note: seen.note, found: seen.found }), crops, at,
+    width, height };
+  return seen;
+}
+
+async function parse({ id, rgba, width, height, faces: mode = 'off', track = null }) {
   if (!parser) throw new Error('the parser is not loaded yet');
   const pixels = new Uint8Array(rgba);
   const timings = {};
-  let faces = [], note = null;
+  let faces = [], note = null, found = 0; // found: faces the detector saw (before the mode and the cap)
   if (mode !== 'off') {
     if (detector?.error) note = `${detector.error[0].toUpperCase()}${detector.error.slice(1)} — parsed the whole image.`;
     else if (!detector) note = 'No face detector was loaded — parsed the whole image.';
     else {
-      const found = await findFaces(pixels, width, height, mode);
-      ({ faces, note } = found);
-      addTimings(timings, found.timings);
+      const seen = track ? await trackFaces(pixels, width, height, mode, track)
+        : await findFaces(pixels, width, height, mode);
+      ({ faces, note, found } = seen);
+      addTimings(timings, seen.timings);
       if (!faces.length) note = 'No face found: parsed the whole image.';
     }
   }
@@ -207,7 +236,7 @@ async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
     keepForHysteresis(whole.labels, width, height); // before its buffer is transferred
     post('result', {
       id, modelId: parser.modelId, labels: whole.labels.buffer, width, height, boundaryPixels: whole.exact,
-      timings, faces: [], owner: null, note,
+      timings, faces: [], found, owner: null, note,
     }, [whole.labels.buffer]);
     return;
   }
@@ -229,7 +258,7 @@ async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
   keepForHysteresis(labels, width, height);
   post('result', {
     id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact, timings,
-    faces, owner: owner.buffer, note,
+    faces, found, owner: owner.buffer, note,
   }, [labels.buffer, owner.buffer]);
 }
 

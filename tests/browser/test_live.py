@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import PARSE_TIMEOUT_MS, ParsePage
-from tests.browser.fake_camera import astronaut_y4m, camera_args
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, build_tiny_parser
+from tests.browser.fake_camera import FRAME_NUMBER_JS, astronaut_y4m, camera_args, moving_face_y4m
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, build_tiny_parser, train_tiny_parser
 
 pytestmark = pytest.mark.browser
 
@@ -291,6 +291,118 @@ def test_flicker_on_a_still_clip_and_the_hysteresis_filter(noisy_camera_browser,
         after = flicker_run(page, 0.05)
         assert 0 < before <= 1
         assert after <= before / 2, (before, after)
+        assert not page.errors
+    finally:
+        page.close()
+
+
+# Face crops live (issue 15): a synthetic face moves across a backdrop; every frame the worker parsed is
+# identified by the clip's marker (fake_camera.moving_face_y4m), so each label map shown can be held against
+# the true face square of that very frame.
+SPY_FRAMES = """() => {
+    const live = document.querySelector('.fs-parse').view.live;
+    window.__seen = [];
+    const parse = live.parser.parse.bind(live.parser);
+    live.parser.parse = async (rgba, width, height, options) => {
+        const out = await parse(rgba, width, height, options);
+        out.frame = FRAME_NUMBER;
+        return out;
+    };
+    const describe = live.describe.bind(live);
+    live.describe = (result) => { // what the box says about the label map now drawn
+        describe(result);
+        const d = live.box.dataset;
+        window.__seen.push({ frame: result.frame, detected: Boolean(result.timings.detect), faces: Number(d.faces),
+            boxes: JSON.parse(d.faceBoxes), crops: JSON.parse(d.faceCrops),
+            labelsBox: d.labelsBox ? JSON.parse(d.labelsBox) : null,
+            centre: d.labelsCentre ? JSON.parse(d.labelsCentre) : null });
+    };
+}""".replace("FRAME_NUMBER", FRAME_NUMBER_JS)
+
+
+@pytest.fixture(scope="module")
+def trained_live_server(tiny_export_dir, tmp_path_factory):
+    """A live parser trained briefly on synthetic faces (a random one labels a face crop all background), at 64 px
+    with labels graphs, served next to the tiny main parser."""
+    from webapp.cli import main
+    from webapp.server import run_in_thread
+    from webapp.settings import ServeSettings
+
+    work = tmp_path_factory.mktemp("trained-live")
+    export = work / "export"
+    assert main(["export", "--model", str(train_tiny_parser(work)), "--out", str(export), "--dtypes", "fp32,q8",
+                 "--labels-out", "--quiet"]) == 0
+    with run_in_thread(ServeSettings(port=0, parser_dir=tiny_export_dir, live_parser_dir=export)) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def moving_face_camera(browser, tmp_path_factory):
+    """Chromium whose fake camera plays a synthetic face moving left to right (30 frames), and its true squares."""
+    y4m, squares = moving_face_y4m(tmp_path_factory.mktemp("camera") / "moving-face.y4m")
+    chromium = browser.browser_type.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + camera_args(y4m))
+    yield chromium, squares
+    chromium.close()
+
+
+def test_face_crop_live_mode_keeps_the_overlay_on_a_moving_face(moving_face_camera, trained_live_server) -> None:
+    chromium, squares = moving_face_camera
+    page = open_page(chromium, trained_live_server)
+    try:
+        page.page.select_option("[data-role=backend]", "wasm")
+        start_live(page, frames=1)
+        assert page.page.is_checked("[data-role=live-faces]")  # on by default: the detector loaded
+        page.page.evaluate(SPY_FRAMES)
+        page.page.wait_for_function("window.__seen.length >= 21", timeout=PARSE_TIMEOUT_MS)
+        seen = page.page.evaluate("window.__seen")[1:]  # the first was in flight before the spy: no frame number
+        assert all(0 <= s["frame"] < len(squares) for s in seen), seen
+        side = squares[0][2] - squares[0][0]
+        faced = [s for s in seen if s["faces"]]
+        assert len(faced) >= 0.8 * len(seen), seen  # the face is found (at the edge of the frame it may not be)
+        # A frame between detector runs parses the crop of a frame up to CROP_MAX_AGE_MS (+ a frame) older: the
+        # face moves 10 px a clip frame (300 px/s), so the overlay may trail it by ~50 px there.
+        slack = 0.25 * side
+        for s in faced:
+            x0, y0, x1, y1 = square = squares[s["frame"]]
+            assert s["faces"] == 1 and s["labelsBox"], s
+            # The overlay is on the face: every labelled pixel inside the face's crop, within the face's true
+            # square (give or take the crop's overhang and a reused crop's trail), centred on it.
+            cx0, cy0, cx1, cy1 = s["crops"][0]
+            lx0, ly0, lx1, ly1 = s["labelsBox"]
+            assert cx0 <= lx0 and cy0 <= ly0 and lx1 <= cx1 and ly1 <= cy1, s
+            assert x0 - slack <= lx0 and y0 - slack <= ly0 and lx1 <= x1 + slack and ly1 <= y1 + slack, (s, square)
+            assert abs(s["centre"][0] - (x0 + x1) / 2) < slack and abs(s["centre"][1] - (y0 + y1) / 2) < slack, \
+                (s, square)
+            if s["detected"]:  # detected on this very frame: the face's box is inside its true square
+                bx0, by0, bx1, by1 = s["boxes"][0]
+                assert x0 <= bx0 < bx1 <= x1 and y0 <= by0 < by1 <= y1, (s, square)
+        assert any(s["detected"] for s in faced)
+        assert re.search(r" · 1 face$", page.text("live-readout")), page.text("live-readout")
+        # The frames parsed span the face's path (so the overlay was seen to move with it).
+        centres = [s["centre"][0] for s in faced]
+        assert max(centres) - min(centres) > 100, centres
+
+        # Between detector runs a frame reuses the last crops (the worker re-detects once they are cropMaxAgeMs
+        # old): with a long age the detector stops running and the crop stays put while the face moves on.
+        live = "document.querySelector('.fs-parse').view.live"
+        page.page.evaluate(f"{live}.options.cropMaxAgeMs = 1e9")
+        count = page.page.evaluate("window.__seen.length")
+        page.page.wait_for_function(f"window.__seen.length >= {count + 1}", timeout=PARSE_TIMEOUT_MS)
+        detect, count = page.page.evaluate(f"[{live}.totals.detect, window.__seen.length]")
+        page.page.wait_for_function(f"window.__seen.length >= {count + 3}", timeout=PARSE_TIMEOUT_MS)
+        reused = page.page.evaluate("window.__seen")[count - 1:]
+        assert page.page.evaluate(f"{live}.totals.detect") == detect
+        assert len({json.dumps(s["crops"]) for s in reused}) == 1 and len({s["frame"] for s in reused}) > 1, reused
+        page.page.evaluate(f"{live}.options.cropMaxAgeMs = 0")
+
+        # Face crop off: the whole frame again, and the readout says so at its end (its start unchanged).
+        page.page.uncheck("[data-role=live-faces]")
+        page.page.wait_for_function("/face crop off: whole frame$/.test("
+                                    "document.querySelector('[data-role=live-readout]').textContent)",
+                                    timeout=PARSE_TIMEOUT_MS)
+        assert live_attr(page, "data-faces") == "0"
+        assert READOUT.match(page.text("live-readout"))
+        page.page.click("[data-role=live-stop]")
         assert not page.errors
     finally:
         page.close()
