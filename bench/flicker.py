@@ -13,10 +13,12 @@ each rule and margin:
   agree          pixels equal to the ground truth on the still clip (the filter must not cost accuracy);
   frozen         share of the still clip's pixels whose label never left frame 0's (≈ 1 − flicker's reach).
 
-Rules: `logit` (the graph today: lead ≥ m, in logits) and `relative` (lead ≥ m × the frame's mean top-1 −
-top-2 gap of the low-resolution logits): a logit margin means different things on models whose logits are on
-different scales (a random model's logits are within a fraction of a logit; a trained one's several apart),
-the relative one does not change if every logit is multiplied by a constant. Both models are measured: random
+Rules: `logit` (the first labels graph: lead ≥ m, in logits), `relative` (lead ≥ m × the frame's mean top-1 −
+top-2 gap of the low-resolution logits: the labels graph now) and `relative, gated` (also: only where the
+pixel's colour changed by ≤ STILL grey levels since the last frame, as live mode runs it). A logit margin means
+different things on models whose logits are on different scales (a random model's logits are within a fraction
+of a logit; a trained one's several apart); the relative one does not change if every logit is multiplied by a
+constant. Both models are measured: random
 weights and the same preset trained for --epochs on --faces synthetic faces (`tests.conftest.train_tiny_parser`).
 
     python bench/flicker.py                                     # mit-b0-d64 at 128 px, 6 epochs
@@ -38,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HELDOUT_SEED = 100_000
 OUT_SIDE = 256  # label maps at this size (a face crop's side in a 640×480 frame)
+STILL = 16  # live.js HYSTERESIS_STILL: the gate, grey levels
 
 
 def export(model: Path, out: Path) -> Path:
@@ -53,6 +56,7 @@ def clip_logits(session, size: int, seeds: list[int], frames: int, noise: float)
     the frame's mean top-1 − top-2 gap at the model's resolution."""
     from PIL import Image
 
+    from export.labels_graph import mean_gap
     from face_studio.preprocess import to_pixel_values, upsample_logits
     from face_studio.training.synth import render_face
 
@@ -61,38 +65,40 @@ def clip_logits(session, size: int, seeds: list[int], frames: int, noise: float)
     for seed in seeds:
         image, truth = render_face(seed, OUT_SIDE)
         still = np.asarray(image, dtype=np.float32)
-        ups, gaps = [], []
+        ups, gaps, shots = [], [], []
         for _ in range(frames):
             pixels = np.clip(still + rng.normal(0, noise, still.shape), 0, 255).round().astype(np.uint8)
-            noisy = Image.fromarray(pixels)
-            low = session.run(None, {"pixel_values": to_pixel_values([noisy], size)})[0][0]
-            top = np.sort(low, axis=0)[-2:]
-            gaps.append(float((top[1] - top[0]).mean()))
+            low = session.run(None, {"pixel_values": to_pixel_values([Image.fromarray(pixels)], size)})[0][0]
+            gaps.append(mean_gap(low))
             ups.append(upsample_logits(low, OUT_SIDE, OUT_SIDE))
-        clips.append((np.stack(ups), truth, np.array(gaps)))
+            shots.append(pixels)
+        clips.append((np.stack(ups), truth, np.array(gaps), np.stack(shots)))
     return clips
 
 
-def run_filter(ups: np.ndarray, gaps: np.ndarray, rule: str, margin: float, start: np.ndarray | None = None):
-    """The labels graph's hysteresis over a clip (numpy twin of export/labels_graph.py for `logit`)."""
+def run_filter(ups, gaps, shots, rule: str, margin: float, start=None):
+    """The labels graph's hysteresis over a clip (export.labels_graph.hysteresis_labels, its numpy twin), with
+    the page's colour gate (worker.js previousUnder) for `gated` rules; `start`: (labels, pixels) before it."""
+    from export.labels_graph import NO_PREVIOUS, hysteresis_labels
+
     out, previous = [], start
-    for up, gap in zip(ups, gaps, strict=True):
-        best = up.argmax(0)
-        if previous is None or margin == 0:
-            labels = best
-        else:
-            lead = up.max(0) - np.take_along_axis(up, previous[None].astype(np.int64), 0)[0]
-            limit = margin if rule == "logit" else margin * gap
-            labels = np.where(lead < limit, previous, best)
-        out.append(labels.astype(np.uint8))
-        previous = out[-1]
+    for up, gap, shot in zip(ups, gaps, shots, strict=True):
+        prev = None
+        if previous is not None:
+            prev = previous[0]
+            if rule.endswith("gated"):
+                moved = (np.abs(shot.astype(np.int16) - previous[1].astype(np.int16)) > STILL).any(-1)
+                prev = np.where(moved, NO_PREVIOUS, prev).astype(np.uint8)
+        labels = hysteresis_labels(up, 1.0 if rule == "logit" else gap, prev, margin)
+        out.append(labels)
+        previous = (labels, shot)
     return out
 
 
 def measure(clips, rule: str, margin: float) -> dict:
     changed = compared = agree = total = switched = should = stuck = frozen = 0
-    for k, (ups, truth, gaps) in enumerate(clips):
-        labels = run_filter(ups, gaps, rule, margin)
+    for k, (ups, truth, gaps, shots) in enumerate(clips):
+        labels = run_filter(ups, gaps, shots, rule, margin)
         for a, b in zip(labels, labels[1:], strict=False):
             changed += int((a != b).sum())
             compared += a.size
@@ -101,8 +107,8 @@ def measure(clips, rule: str, margin: float) -> dict:
         total += len(labels) * truth.size
         # The cut to the next clip's face, played on from this clip's last label map. A real change: the
         # truth changed there, the model sees the new truth, and the label shown was something else.
-        nups, ntruth, ngaps = clips[(k + 1) % len(clips)]
-        after = run_filter(nups, ngaps, rule, margin, start=labels[-1])
+        nups, ntruth, ngaps, nshots = clips[(k + 1) % len(clips)]
+        after = run_filter(nups, ngaps, nshots, rule, margin, start=(labels[-1], shots[-1]))
         plain = nups[0].argmax(0)
         real = (ntruth != truth) & (plain == ntruth) & (labels[-1] != plain)
         should += int(real.sum())
@@ -158,9 +164,9 @@ def main() -> int:
         session = ort_session(exported / "onnx/model_quantized.onnx")
         clips = clip_logits(session, args.size, seeds, args.frames, args.noise)
         gap = float(np.mean([c[2].mean() for c in clips]))
-        for rule in ("logit", "relative"):
+        for rule in ("logit", "relative", "relative, gated"):
             for margin in margins:
-                if margin == 0 and rule == "relative":
+                if margin == 0 and rule != "logit":
                     continue
                 m = measure(clips, rule, margin)
                 rows.append([name, f"{gap:.3f}", "plain argmax" if margin == 0 else rule, f"{margin:g}",

@@ -23,9 +23,12 @@ import { DEVICE_NAMES, loadFirstBackend } from './browser-parser.js';
 const READOUT_WINDOW = 20; // frames the FPS and ms figures average over
 const READOUT_EVERY_MS = 250;
 // Flicker filter (labels-graph live parsers): a pixel keeps last frame's label unless the new winner's logit
-// leads it by this much. A clear change still switches in the frame it appears (no lag); camera noise on a
-// near-tie no longer flips the pixel back and forth. Measured in bench/live.py (flicker before/after).
-export const HYSTERESIS = 1.0;
+// leads it by HYSTERESIS × the frame's mean top-1 − top-2 logit gap (a relative margin: the same on any model's
+// logit scale), and only where its colour changed by at most HYSTERESIS_STILL grey levels since the last frame.
+// Camera noise on a near-tie no longer flips a still pixel back and forth; a clear change, and any pixel that
+// moved, switches in the frame it appears (no lag, no ghost of an old label). Chosen with bench/flicker.py.
+export const HYSTERESIS = 0.3;
+export const HYSTERESIS_STILL = 16; // grey levels, any channel: ~4σ of two frames' sensor noise at σ 3
 // The face detector runs again once its last run is this old (the frames between reuse its crops). On every
 // frame it took 20 % of a frame's time (bench/live.py, full-range detector), over the issue's 15 % budget;
 // at 15 FPS this runs it on one frame in three (~7 %), while a slow machine still detects on every frame, so a
@@ -160,11 +163,13 @@ export class LiveMode {
     this.parser = null;
     this.parserKey = key;
     const { numThreads, hysteresis } = this.options;
+    const still = HYSTERESIS_STILL;
     this.loading = loadFirstBackend(config, choice, dtype, {
       onStep: (name) => this.setReadout(`Loading the ${this.config.live ? 'live' : 'main'} parser for ${name}…`),
       callbacks: (name) => ({ onStatus: (phase) => this.setReadout(`${name}: ${phase}…`) }),
       numThreads,
       hysteresis,
+      still,
     }).then(({ parser }) => {
       if (this.parserKey === key) this.parser = parser; else parser.dispose(); // replaced while it loaded
     }, (err) => {
@@ -192,10 +197,11 @@ export class LiveMode {
         continue;
       }
       const frame = this.grabFrame();
+      const faceOptions = this.faceOptions(); // as asked for this frame (the box may change while it parses)
       const t0 = performance.now();
       let out;
       try {
-        out = await this.parser.parse(frame.rgba, frame.width, frame.height, this.faceOptions());
+        out = await this.parser.parse(frame.rgba, frame.width, frame.height, faceOptions);
       } catch (err) {
         if (session === this.session) this.fail(`Parsing a frame failed: ${err.message}`);
         return;
@@ -213,7 +219,7 @@ export class LiveMode {
       if (this.recent.length > READOUT_WINDOW) this.recent.shift();
       this.countFlicker(this.lastResult, out);
       this.box.dataset.flicker = this.flicker().toFixed(5);
-      this.lastResult = { ...out, mask: null, facesMode: this.faceOptions().faces };
+      this.lastResult = { ...out, mask: null, facesMode: faceOptions.faces };
       this.describe(this.lastResult);
     }
   }

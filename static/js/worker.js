@@ -3,7 +3,9 @@
 // Messages, both ways: {type, data}.
 //   page → worker  load   {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize,
 //                          labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph),
-//                          hysteresis: logit margin a pixel's new label must win by (labels graph only; 0: argmax),
+//                          hysteresis: margin a pixel's new label must win by, in units of the frame's mean top-1 −
+//                          top-2 logit gap (labels graph only; 0: argmax), still: the most a pixel's colour may
+//                          change between frames (grey levels, any channel) for its last label to be held,
 //                          facesUrl?}  (facesUrl: static/faces.json; without it no face detector is loaded)
 //                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off'),
 //                          track?: {maxAgeMs, tiles, maxFaces, hold}}  (live frames: see `trackFaces`)
@@ -68,7 +70,8 @@ async function load(options) {
   await model({ pixel_values: dummy, ...(options.labelsGraph ? labelsFeeds(null, size, size, 0) : {}) });
   const t2 = performance.now();
   parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId,
-    labelsGraph: Boolean(options.labelsGraph), hysteresis: options.hysteresis || 0, previous: null };
+    labelsGraph: Boolean(options.labelsGraph), hysteresis: options.hysteresis || 0, still: options.still ?? 16,
+    previous: null };
   if (options.facesUrl) {
     post('status', { phase: 'loading the face detector' });
     detector = await loadDetector(model, options.facesUrl, options.vendorUrl);
@@ -167,28 +170,37 @@ async function parsePixels(rgba, width, height, previous = null) {
   return { labels, exact, timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 } };
 }
 
+const NO_PREVIOUS = 255; // export/labels_graph.py: a previous label that holds nothing
+
 /**
- * Hysteresis keeps the last frame's label map in FRAME pixels, so it follows any crop: the previous labels
- * for a crop are that map under the crop box (outside the frame, or a frame of another size: background).
- * Null when the parser has no hysteresis or there is no last frame of this size.
+ * Hysteresis keeps the last frame (labels and pixels) in FRAME coordinates, so it follows any crop: the previous
+ * labels for `rgba` (the frame, or a crop of it at `box`) are last frame's labels under it, except where the
+ * pixel's colour changed by more than `parser.still` in any channel (motion, a cut: NO_PREVIOUS, the plain
+ * argmax there), so an old label never lingers where the picture moved. Outside the frame: background. Null
+ * when the parser has no hysteresis or there is no last frame of this size.
  */
-function previousUnder(width, height, box = null) {
+function previousUnder(rgba, width, height, box = null) {
   const last = parser.previous;
   if (!parser.labelsGraph || !parser.hysteresis || !last || last.width !== width || last.height !== height) {
     return null;
   }
-  if (!box) return last.labels;
-  const [x0, y0, x1, y1] = box, side = x1 - x0;
+  const [x0, y0, x1, y1] = box || [0, 0, width, height], side = x1 - x0;
   const out = new Uint8Array(side * (y1 - y0));
-  const sx0 = Math.max(0, x0), sx1 = Math.min(width, x1);
-  for (let y = Math.max(0, y0); sx1 > sx0 && y < Math.min(height, y1); y++) {
-    out.set(last.labels.subarray(y * width + sx0, y * width + sx1), (y - y0) * side + (sx0 - x0));
+  const still = parser.still;
+  for (let y = Math.max(0, y0); y < Math.min(height, y1); y++) {
+    for (let x = Math.max(0, x0); x < Math.min(width, x1); x++) {
+      const f = y * width + x, o = (y - y0) * side + (x - x0), p = 4 * f, q = 4 * o;
+      const moved = Math.abs(rgba[q] - last.rgba[p]) > still || Math.abs(rgba[q + 1] - last.rgba[p + 1]) > still
+        || Math.abs(rgba[q + 2] - last.rgba[p + 2]) > still;
+      out[o] = moved ? NO_PREVIOUS : last.labels[f];
+    }
   }
   return out;
 }
 
-function keepForHysteresis(labels, width, height) {
-  if (parser.labelsGraph && parser.hysteresis) parser.previous = { labels: labels.slice(), width, height };
+/** Keep this frame's labels and pixels (the worker owns `rgba`) for the next frame's hysteresis. */
+function keepForHysteresis(labels, rgba, width, height) {
+  if (parser.labelsGraph && parser.hysteresis) parser.previous = { labels: labels.slice(), rgba, width, height };
 }
 
 const addTimings = (into, more) => { for (const [k, v] of Object.entries(more)) into[k] = (into[k] || 0) + v; };
@@ -231,9 +243,9 @@ async function parse({ id, rgba, width, height, faces: mode = 'off', track = nul
     }
   }
   if (!faces.length) { // 'off', or no face: the whole image, as before faces
-    const whole = await parsePixels(pixels, width, height, previousUnder(width, height));
+    const whole = await parsePixels(pixels, width, height, previousUnder(pixels, width, height));
     addTimings(timings, whole.timings);
-    keepForHysteresis(whole.labels, width, height); // before its buffer is transferred
+    keepForHysteresis(whole.labels, pixels, width, height); // before its buffer is transferred
     post('result', {
       id, modelId: parser.modelId, labels: whole.labels.buffer, width, height, boundaryPixels: whole.exact,
       timings, faces: [], found, owner: null, note,
@@ -248,14 +260,14 @@ async function parse({ id, rgba, width, height, faces: mode = 'off', track = nul
     let t = performance.now();
     const crop = cropRgba(pixels, width, height, box);
     addTimings(timings, { crop: performance.now() - t });
-    const one = await parsePixels(crop, side, side, previousUnder(width, height, box));
+    const one = await parsePixels(crop, side, side, previousUnder(crop, width, height, box));
     addTimings(timings, one.timings);
     exact += one.exact;
     t = performance.now();
     paste(labels, owner, width, height, one.labels, box, k + 1);
     addTimings(timings, { paste: performance.now() - t });
   }
-  keepForHysteresis(labels, width, height);
+  keepForHysteresis(labels, pixels, width, height);
   post('result', {
     id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact, timings,
     faces, found, owner: owner.buffer, note,

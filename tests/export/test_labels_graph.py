@@ -50,25 +50,37 @@ def test_an_export_without_labels_out_has_no_labels_graph(tiny_export_dir) -> No
 
 def test_hysteresis_keeps_near_ties_and_switches_clear_changes_at_once(tiny_export_dir, tmp_path) -> None:
     """The live flicker filter in the graph: a pixel keeps last frame's label unless the new winner leads it by
-    the margin; a pixel where it does switches in this very frame (no lag)."""
-    from export.labels_graph import add_labels_head
+    the margin × the frame's mean top-1 − top-2 gap; a pixel where it does switches in this very frame (no lag);
+    a pixel marked NO_PREVIOUS (its colour changed) takes the plain argmax. Equal to the numpy twin."""
+    from export.labels_graph import NO_PREVIOUS, add_labels_head, hysteresis_labels, mean_gap
 
     graph = ort_session(add_labels_head(tiny_export_dir / "onnx/model.onnx", tmp_path / "labels.onnx"))
     logits_graph = ort_session(tiny_export_dir / "onnx/model.onnx")
     image = validation_images()[3]
     h, w = image.height, image.width
     x = to_pixel_values([image], 512)
-    up = upsample_logits(logits_graph.run(None, {"pixel_values": x})[0][0], h, w)
+    low = logits_graph.run(None, {"pixel_values": x})[0][0]
+    up = upsample_logits(low, h, w)
+    gap = mean_gap(low)
     rng = np.random.default_rng(0)
     previous = rng.integers(0, up.shape[0], (1, h, w), dtype=np.uint8)  # "last frame": any labels
+    previous[0, : h // 4] = NO_PREVIOUS  # the top quarter moved since the last frame
     best = up.argmax(0)
-    lead = up.max(0) - np.take_along_axis(up, previous.astype(np.int64), 0)[0]
-    margin = float(np.median(lead[lead > 0]))  # a random model's logits are close: half the changes are "clear"
-    got = graph.run(None, labels_feed(x, h, w, previous, margin))[0][0]
-    clear, close = lead >= margin + 1e-4, lead < margin - 1e-4  # away from float rounding at the margin
+    lead = up.max(0) - np.take_along_axis(up, np.where(previous == NO_PREVIOUS, 0, previous).astype(np.int64), 0)[0]
+    moved = previous[0] == NO_PREVIOUS
+    factor = float(np.median(lead[(lead > 0) & ~moved])) / gap  # half the changes are "clear"
+    got = graph.run(None, labels_feed(x, h, w, previous, factor))[0][0]
+    margin = factor * gap
+    clear, close = (lead >= margin * 1.001) & ~moved, (lead < margin * 0.999) & ~moved  # away from rounding
     assert clear.any() and close.any()
     assert (got[clear] == best[clear]).all()  # clear changes: the new label, now
     assert (got[close] == previous[0][close]).all()  # near-ties: last frame's label kept
+    assert (got[moved] == best[moved]).all()  # pixels that moved: no previous label, the plain argmax
+    twin = hysteresis_labels(up, gap, previous[0], factor)
+    assert (got != twin).sum() <= got.size // 10_000  # float32 in the graph vs numpy at the margin
+    # Scale-free: the same factor on logits × 8 (a more confident model; a power of two, so exact in float) keeps
+    # and switches the same pixels.
+    assert (hysteresis_labels(8 * up, 8 * gap, previous[0], factor) == twin).all()
     # Margin 0: the plain argmax whatever the previous labels.
     plain = graph.run(None, labels_feed(x, h, w))[0][0]
     assert (graph.run(None, labels_feed(x, h, w, previous, 0.0))[0][0] == plain).all()
