@@ -26,6 +26,7 @@ from export.spec import DTYPE_FILES, DTYPES, FIDELITY, LABELS_FILES, MANIFEST_VE
 from face_studio import __version__
 from face_studio.errors import UserError
 from face_studio.labels import write_labels_json
+from face_studio.onnx_files import LABELS_HEAD_VERSION, current_labels_graphs
 from face_studio.preprocess import preprocessor_config, to_pixel_values
 
 EvalFn = Callable[[Path, Path], dict]
@@ -192,7 +193,8 @@ def _labels_graphs(tmp: Path, wanted: list[str], images, size: int) -> dict:
         labels_session, logits_session = validation.ort_session(path), validation.ort_session(tmp / DTYPE_FILES[dtype])
         agreement = [labels_agreement(labels_session, logits_session, to_pixel_values([im], size), im.height,
                                       im.width) for im in images]
-        record[dtype] = {"file": LABELS_FILES[dtype], "label_agreement_pct": round(min(agreement), 4)}
+        record[dtype] = {"file": LABELS_FILES[dtype], "label_agreement_pct": round(min(agreement), 4),
+                         "head": LABELS_HEAD_VERSION}
     return record
 
 
@@ -200,7 +202,7 @@ def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_dat
     prev = existing.get("source", {})
     return (prev.get("model") == src.location and prev.get("revision") == src.revision
             and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation"))
-            and (not labels_out or set(wanted) <= set(existing.get("labels_graph") or {})))
+            and (not labels_out or set(wanted) <= current_labels_graphs(existing)))
 
 
 def _partial_prefix(out: Path) -> str:

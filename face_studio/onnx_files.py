@@ -22,5 +22,15 @@ LABELS_FILES: dict[str, str] = {
 }
 OUTPUT_SIZE_INPUT = "output_size"
 PREVIOUS_INPUT = "previous_labels"  # live hysteresis: last frame's labels (N, height, width) uint8
-HYSTERESIS_INPUT = "hysteresis"  # float32 [1]: logit margin a new label must win by (0: plain argmax)
+HYSTERESIS_INPUT = "hysteresis"  # float32 [1]: margin a new label must win by, × the frame's mean top-1 − top-2
+# logit gap (0: plain argmax); previous label 255: none (export.labels_graph)
+# The labels head's version, in the manifest (labels_graph[dtype].head): 2 = relative margin + "no previous" (255).
+# Version 1 (a margin in logits) fails on 255; the page uses only graphs of this version, `export` rebuilds others.
+LABELS_HEAD_VERSION = 2
+
+
+def current_labels_graphs(manifest: dict) -> set[str]:
+    """The dtypes of an export's ``manifest`` whose labels graph has this version's head (older heads are rebuilt
+    by ``export --labels-out`` and not used by live mode)."""
+    return {d for d, entry in (manifest.get("labels_graph") or {}).items() if entry.get("head") == LABELS_HEAD_VERSION}
 LABELS_OUTPUT = "labels"

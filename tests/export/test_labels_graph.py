@@ -10,7 +10,7 @@ import numpy as np
 
 from export.labels_graph import labels_feed
 from export.validation import ort_session, validation_images
-from face_studio.onnx_files import LABELS_FILES
+from face_studio.onnx_files import LABELS_FILES, LABELS_HEAD_VERSION, current_labels_graphs
 from face_studio.preprocess import logits_to_labels, to_pixel_values, upsample_logits
 
 
@@ -25,6 +25,7 @@ def test_labels_out_writes_a_labels_graph_per_dtype_equal_to_the_post_processing
     for dtype, entry in manifest["labels_graph"].items():
         assert entry["file"] == LABELS_FILES[dtype] and entry["file"] in manifest["files"]
         assert entry["label_agreement_pct"] >= 99.99
+        assert entry["head"] == LABELS_HEAD_VERSION
 
     labels_graph, logits_graph = ort_session(out / LABELS_FILES["fp32"]), ort_session(out / "onnx/model.onnx")
     assert [i.name for i in labels_graph.get_inputs()] == ["pixel_values", "output_size", "previous_labels",
@@ -40,6 +41,18 @@ def test_labels_out_writes_a_labels_graph_per_dtype_equal_to_the_post_processing
     assert main(["export", "--model", str(tiny_parser_dir), "--out", str(out), "--dtypes", "fp32,q8",
                  "--labels-out", "--quiet"]) == 0
     assert json.loads((out / "manifest.json").read_text())["created"] == manifest["created"]
+
+    # A labels graph of an older head (a margin in logits: it fails on the page's "no previous" labels) is not
+    # offered to live mode, and --labels-out rebuilds it.
+    from webapp.settings import ServeSettings
+    from webapp.views.parse import live_config
+
+    assert live_config(ServeSettings(live_parser_dir=out))["labelsGraph"] == ["fp32", "q8"]
+    old = {**manifest, "labels_graph": {d: {k: v for k, v in e.items() if k != "head"}
+                                        for d, e in manifest["labels_graph"].items()}}
+    (out / "manifest.json").write_text(json.dumps(old))
+    assert live_config(ServeSettings(live_parser_dir=out))["labelsGraph"] == []
+    assert current_labels_graphs(old) == set() and current_labels_graphs(manifest) == {"fp32", "q8"}
 
 
 def test_an_export_without_labels_out_has_no_labels_graph(tiny_export_dir) -> None:

@@ -16,7 +16,7 @@ import gradio as gr
 from PIL import Image
 
 from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
-from face_studio.onnx_files import LABELS_FILES
+from face_studio.onnx_files import LABELS_FILES, current_labels_graphs
 from face_studio.preprocess import input_size, overlay
 from webapp.errors import user_errors
 from webapp.parsing import (
@@ -52,13 +52,16 @@ def live_config(settings: ServeSettings) -> dict | None:
     dtypes = available_dtypes(live_dir) if live_dir is not None else []
     if not dtypes:
         return None
+    manifest = Path(live_dir) / "manifest.json"
+    current = current_labels_graphs(json.loads(manifest.read_text())) if manifest.is_file() else set()
     return {
         "modelRoot": f"{PARSER_PATH}/",
         "modelId": live_parser_model_id(Path(live_dir)),
         "dtypes": dtypes,
         "inputSize": input_size(live_dir),
-        # dtypes with a labels graph (export --labels-out): the worker runs it and only draws its uint8 labels.
-        "labelsGraph": [d for d in dtypes if (Path(live_dir) / LABELS_FILES[d]).is_file()],
+        # dtypes with a labels graph (export --labels-out) of this version's head: the worker runs it and only
+        # draws its uint8 labels (an older head is left alone: JS post-processing, no flicker filter).
+        "labelsGraph": [d for d in dtypes if (Path(live_dir) / LABELS_FILES[d]).is_file() and d in current],
     }
 
 
