@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 
 from export import manifest as manifest_io
 from export import onnx_build, source, validation
-from export.spec import DTYPE_FILES, DTYPES, FIDELITY, MANIFEST_VERSION
+from export.spec import DTYPE_FILES, DTYPES, FIDELITY, LABELS_FILES, MANIFEST_VERSION
 from face_studio import __version__
 from face_studio.errors import UserError
 from face_studio.labels import write_labels_json
+from face_studio.onnx_files import LABELS_HEAD_VERSION, current_labels_graphs
 from face_studio.preprocess import preprocessor_config, to_pixel_values
 
 EvalFn = Callable[[Path, Path], dict]
@@ -50,10 +51,13 @@ def export_model(
     force: bool = False,
     labels_ok: bool = False,
     eval_data: str | Path | None = None,
+    labels_out: bool = False,
     progress: bool = True,
 ) -> Path:
     """Export a SegFormer face parser (hub id or folder) to ``out``; return ``out``.
 
+    ``labels_out``: also write a labels graph per dtype (``onnx/labels*.onnx``: upsample + argmax in the graph,
+    uint8 labels out; see ``export.labels_graph``) for live mode's worker.
     Same source, revision and dtypes as the manifest already at ``out``: nothing to do unless ``force``.
     Everything is written to a sibling temp folder and renamed into place at the end, so a failure or
     an interrupt never leaves a half-written ``out``.
@@ -70,7 +74,7 @@ def export_model(
 
     # 2. Nothing to do when the same export is already there and every file still matches its sha256.
     existing = manifest_io.read(out)
-    if existing and not force and _same_export(existing, src, wanted, eval_data):
+    if existing and not force and _same_export(existing, src, wanted, eval_data, labels_out):
         damaged = manifest_io.check_files(out, existing)
         if not damaged:
             _say(progress, f"{out} is already an export of {src.location} @ {src.revision}: nothing to do "
@@ -86,7 +90,7 @@ def export_model(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / "onnx").mkdir(parents=True)
-        record = _build(src, tmp, wanted, labels_ok, eval_data, progress)
+        record = _build(src, tmp, wanted, labels_ok, eval_data, progress, labels_out)
         manifest_io.write(tmp, record)
         _swap_into_place(tmp, out)
     except BaseException:
@@ -97,8 +101,9 @@ def export_model(
 
 
 def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
-           eval_data: str | Path | None, progress: bool) -> dict:
-    bar = tqdm(total=4 + len(wanted), desc="export", unit="stage", disable=not progress, file=sys.stderr)
+           eval_data: str | Path | None, progress: bool, labels_out: bool = False) -> dict:
+    bar = tqdm(total=4 + len(wanted) + int(labels_out), desc="export", unit="stage", disable=not progress,
+               file=sys.stderr)
 
     # 3. Load the PyTorch model (safetensors only) and save the browser-side files next to it.
     if not progress:
@@ -142,6 +147,14 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
                            f"{FIDELITY.fp32_max_abs:.0e}): the export is wrong; please report it.")
     bar.update()
 
+    # 5b. Optional: labels graphs (post-processing in the graph), checked against the logits graph + the
+    #     Python twin of segment.js's post-processing on the validation images at their own sizes.
+    labels_graph = None
+    if labels_out:
+        bar.set_postfix_str("labels graphs")
+        labels_graph = _labels_graphs(tmp, wanted, images, size)
+        bar.update()
+
     # 6. Optional: task metrics on the user's labelled data (face-studio evaluate).
     evaluation = None
     if eval_data is not None:
@@ -164,15 +177,32 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
         "validation": {"images": [list(im.size) for im in images],
                        "note": "synthetic test cards; agreement with PyTorch, not accuracy"},
         "dtypes": per_dtype,
+        "labels_graph": labels_graph,
         "evaluation": evaluation,
         "files": manifest_io.file_entries(tmp),
     }
 
 
-def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_data) -> bool:
+def _labels_graphs(tmp: Path, wanted: list[str], images, size: int) -> dict:
+    """Write ``onnx/labels*.onnx`` for every dtype; ``{dtype: {file, label_agreement_pct}}`` for the manifest."""
+    from export.labels_graph import add_labels_head, labels_agreement
+
+    record = {}
+    for dtype in wanted:
+        path = add_labels_head(tmp / DTYPE_FILES[dtype], tmp / LABELS_FILES[dtype])
+        labels_session, logits_session = validation.ort_session(path), validation.ort_session(tmp / DTYPE_FILES[dtype])
+        agreement = [labels_agreement(labels_session, logits_session, to_pixel_values([im], size), im.height,
+                                      im.width) for im in images]
+        record[dtype] = {"file": LABELS_FILES[dtype], "label_agreement_pct": round(min(agreement), 4),
+                         "head": LABELS_HEAD_VERSION}
+    return record
+
+
+def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_data, labels_out: bool = False) -> bool:
     prev = existing.get("source", {})
     return (prev.get("model") == src.location and prev.get("revision") == src.revision
-            and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation")))
+            and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation"))
+            and (not labels_out or set(wanted) <= current_labels_graphs(existing)))
 
 
 def _partial_prefix(out: Path) -> str:

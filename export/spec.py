@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from face_studio.onnx_files import DTYPE_FILES, DTYPES, INPUT_NAME, MANIFEST, OUTPUT_NAME  # noqa: F401 (re-exported)
+from face_studio.onnx_files import (  # noqa: F401 (re-exported)
+    DTYPE_FILES,
+    DTYPES,
+    INPUT_NAME,
+    LABELS_FILES,
+    MANIFEST,
+    OUTPUT_NAME,
+)
 
 OPSET = 17  # opset 17: LayerNormalization is a single op; supported by ORT web and native
 DYNAMIC_AXES = {

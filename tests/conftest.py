@@ -39,6 +39,22 @@ def build_tiny_parser(folder: Path, seed: int = 0, preset: str = "tiny") -> Path
     return folder
 
 
+def train_tiny_parser(folder: Path, preset: str = "tiny", size: int = 64, faces: int = 128, epochs: int = 16,
+                      batch: int = 16) -> Path:
+    """``preset`` trained from scratch by ``face-studio train`` on ``faces`` synthetic faces at ``size`` px (seconds
+    for the tiny preset): logits that mean something — background, skin, hair, neck, clothes on a synthetic face —
+    where a random parser's are near-ties. Returns the trained folder (``folder/parser``)."""
+    from face_studio.training.synth import write_dataset
+    from webapp.cli import main
+
+    data = write_dataset(folder / "faces", faces, size, 0, progress=False)
+    out = folder / "parser"
+    assert main(["train", "--data", str(data), "--base", f"scratch:{preset}", "--out", str(out),
+                 "--epochs", str(epochs), "--lr", "5e-3", "--batch", str(batch), "--size", str(size),
+                 "--no-augment", "--quiet"]) == 0
+    return out
+
+
 def run_then_resume(argv: Callable[[int], list[str]], out: Path, epochs: int) -> dict:
     """The CLI run ``argv(epochs - 1)`` (a train or distil into ``out``), then ``argv(epochs) + --resume``: the
     folder and both of its training.json summaries."""

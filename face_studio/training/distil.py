@@ -300,7 +300,12 @@ def build_student(preset: str, init: str | None = None):
     if got != {"depths": want["depths"], "hidden_sizes": want["hidden_sizes"]}:
         raise UserError(f"--init {init} has encoder depths {got['depths']} and widths {got['hidden_sizes']}, not "
                         f"--student {preset}'s ({want['depths']}, {want['hidden_sizes']}): pick the matching "
-                        f"--student (nvidia/mit-b0 → mit-b0, nvidia/mit-b1 → mit-b1).")
+                        f"--student (nvidia/mit-b0 → mit-b0 or mit-b0-d64, nvidia/mit-b1 → mit-b1).")
+    if model.config.decoder_hidden_size != want["decoder_hidden_size"]:
+        # A narrower decoder than --init's (mit-b0-d64 from nvidia/mit-b0): its encoder, a new decoder.
+        student = SegformerForSemanticSegmentation(face_parser_config(preset))
+        student.segformer.load_state_dict(model.segformer.state_dict())
+        return student
     return model
 
 

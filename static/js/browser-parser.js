@@ -34,7 +34,7 @@ export function facesUrl(config) {
  * Resolves to {parser, loadMs, failures}; rejects with every failure's reason when none loads.
  */
 export async function loadFirstBackend(config, choice, wasmDtype,
-  { onStep = () => {}, callbacks = () => ({}), numThreads } = {}) {
+  { onStep = () => {}, callbacks = () => ({}), numThreads, hysteresis, still } = {}) {
   const failures = [];
   for (const step of await backendPlan(choice, wasmDtype, config.dtypes)) {
     const name = `${DEVICE_NAMES[step.device]} ${step.dtype}`;
@@ -43,7 +43,7 @@ export async function loadFirstBackend(config, choice, wasmDtype,
     const parser = new BrowserParser(config, callbacks(name));
     try {
       const t0 = performance.now();
-      await parser.load({ ...step, numThreads });
+      await parser.load({ ...step, numThreads, hysteresis, still });
       return { parser, loadMs: performance.now() - t0, failures };
     } catch (err) {
       parser.dispose();
@@ -106,7 +106,7 @@ export class BrowserParser {
 
   /** Load {device, dtype} in a new worker (WASM threads: every core unless `numThreads` says otherwise);
    *  resolves to the worker's `ready` data. */
-  load({ device, dtype, numThreads = navigator.hardwareConcurrency || 1 }) {
+  load({ device, dtype, numThreads = navigator.hardwareConcurrency || 1, hysteresis = 0, still }) {
     this.dispose();
     const worker = new Worker(this.config.workerUrl, { type: 'module' });
     this.worker = worker;
@@ -136,17 +136,19 @@ export class BrowserParser {
       worker.postMessage({ type: 'load', data: {
         modelRoot: this.config.modelRoot, modelId: this.config.modelId, vendorUrl: this.config.vendorUrl,
         device, dtype, numThreads, inputSize: this.config.inputSize, facesUrl: facesUrl(this.config),
+        labelsGraph: (this.config.labelsGraph || []).includes(dtype), hysteresis, still,
       } });
     });
   }
 
   /**
    * Parse RGBA pixels (copied, the caller keeps its own). `faces`: 'auto' | 'largest' | 'off' (default: the
-   * whole image, as before faces). Resolves to {labels, width, height, timings, faces, owner, note}: `owner` is
-   * null without faces, else a Uint8Array (0 = no face, k = face k).
+   * whole image, as before faces); `track` (live frames): {maxAgeMs, tiles, maxFaces, hold}, see worker.js.
+   * Resolves to {labels, width, height, timings, faces, found, owner, note}: `owner` is null without faces, else
+   * a Uint8Array (0 = no face, k = face k).
    */
-  parse(rgba, width, height, { faces = 'off' } = {}) {
-    return this.request('parse', rgba, { width, height, faces });
+  parse(rgba, width, height, { faces = 'off', track = null } = {}) {
+    return this.request('parse', rgba, { width, height, faces, track });
   }
 
   /** Only find the faces (ordered, with their crops): resolves to {faces, note, timings}. */

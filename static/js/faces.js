@@ -307,6 +307,29 @@ export function cropRgba(rgba, width, height, box) {
 }
 
 /**
+ * Live frames (static/js/worker.js; no Python twin: the server parses photos): a face's crop stays where it was last frame unless the face moved or grew by more than `hold`
+ * of the crop's side (centre in x or y, or the side). The detector's box jitters by a few pixels on a still
+ * face; re-cropping by that much would shift every label under the crop (flicker), while a bigger move is
+ * followed in the very frame it is seen (no lag, unlike averaging boxes over frames). Each new crop is matched
+ * to the last frame's crop it overlaps most.
+ */
+export function steadyCrops(crops, last, hold) {
+  if (!hold || !last?.length) return crops;
+  return crops.map((crop) => {
+    let best = null, bestIou = 0;
+    for (const old of last) {
+      const v = iou(crop, old);
+      if (v > bestIou) { best = old; bestIou = v; }
+    }
+    if (!best) return crop;
+    const side = best[2] - best[0], limit = hold * side;
+    const moved = Math.max(Math.abs(crop[0] + crop[2] - best[0] - best[2]) / 2,
+      Math.abs(crop[1] + crop[3] - best[1] - best[3]) / 2, Math.abs(crop[2] - crop[0] - side));
+    return moved <= limit ? best : crop;
+  });
+}
+
+/**
  * Write face `number`'s crop labels (side × side) into the full-size `labels` and `owner` maps (in place),
  * clipped to the image (geometry.paste): a pixel already claimed (non-background) by an earlier face is kept;
  * background pixels take this face's label, and the owner map its number where that label is not background.

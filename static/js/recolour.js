@@ -3,6 +3,11 @@
 // becomes the chosen one, and blend by a feathered weight. Pure functions over typed arrays (no DOM), so
 // Node runs them too (tests/browser/recolour_check.mjs).
 //
+// Lift: hair dye that only changes hue never turns black hair blonde. When the chosen colour is much lighter
+// than the region (Oklab L higher by more than LIFT_THRESHOLD), or when asked (`lift: true`), each pixel's L
+// is shifted by (target L − the region's mean L) too: the region's mean reaches the target's lightness while
+// every pixel keeps its offset from that mean (the strands' lightness texture).
+//
 // Bit-exact outside: a pixel whose feathered weight is 0 (further than `radius` px, Chebyshev, from every
 // pixel of the chosen classes) is copied unchanged.
 
@@ -117,6 +122,9 @@ export function featherMask(labels, width, height, ids, radius) {
   return { weights, indices, width, height };
 }
 
+/** Target L above the region's mean L by more than this (Oklab, 0…1): `lift: 'auto'` lifts lightness. */
+export const LIFT_THRESHOLD = 0.15;
+
 // The region's Oklab values, reused across calls (live mode recolours every displayed frame).
 let labScratch = new Float32Array(0);
 
@@ -125,27 +133,31 @@ let labScratch = new Float32Array(0);
  * Each pixel keeps its Oklab L; its (a, b) is shifted by (target − weighted mean of the region), so chroma
  * variation (texture) survives; the result is blended with the original by weight × strength. Writes into
  * `out` (a copy of `rgba` by default) and returns it; pixels with weight 0 are never written.
+ * `lift`: 'auto' (default: lift when the target is much lighter, see LIFT_THRESHOLD), true, or false (L kept).
  */
-export function recolour(rgba, mask, colour, strength, out = new Uint8ClampedArray(rgba)) {
+export function recolour(rgba, mask, colour, strength, out = new Uint8ClampedArray(rgba), { lift = 'auto' } = {}) {
   const { weights, indices } = mask;
   if (!indices.length || strength <= 0) return out;
   const target = rgbToOklab(colour);
   if (labScratch.length < indices.length * 3) labScratch = new Float32Array(indices.length * 3);
   const lab = labScratch;
   const tmp = [0, 0, 0];
-  let sumW = 0, sumA = 0, sumB = 0;
+  let sumW = 0, sumL = 0, sumA = 0, sumB = 0;
   for (let k = 0; k < indices.length; k++) {
     const p = indices[k] * 4;
     linearToOklab(DECODE[rgba[p]], DECODE[rgba[p + 1]], DECODE[rgba[p + 2]], tmp);
     lab[k * 3] = tmp[0]; lab[k * 3 + 1] = tmp[1]; lab[k * 3 + 2] = tmp[2];
     const w = weights[indices[k]];
-    sumW += w; sumA += w * tmp[1]; sumB += w * tmp[2];
+    sumW += w; sumL += w * tmp[0]; sumA += w * tmp[1]; sumB += w * tmp[2];
   }
   const shiftA = target[1] - sumA / sumW, shiftB = target[2] - sumB / sumW;
+  const liftL = target[0] - sumL / sumW;
+  const shiftL = lift === true || (lift === 'auto' && liftL > LIFT_THRESHOLD) ? liftL : 0;
   const s = Math.min(Math.max(strength, 0), 1);
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k], p = i * 4, w = weights[i] * s;
-    oklabToLinearInGamut(lab[k * 3], lab[k * 3 + 1] + shiftA, lab[k * 3 + 2] + shiftB, tmp);
+    const L = Math.min(Math.max(lab[k * 3] + shiftL, 0), 1);
+    oklabToLinearInGamut(L, lab[k * 3 + 1] + shiftA, lab[k * 3 + 2] + shiftB, tmp);
     out[p] = rgba[p] * (1 - w) + encode(tmp[0]) * w; // Uint8ClampedArray rounds half to even and clamps
     out[p + 1] = rgba[p + 1] * (1 - w) + encode(tmp[1]) * w;
     out[p + 2] = rgba[p + 2] * (1 - w) + encode(tmp[2]) * w;

@@ -2,14 +2,20 @@
 //
 // Messages, both ways: {type, data}.
 //   page → worker  load   {modelRoot, modelId, vendorUrl, device: 'webgpu'|'wasm', dtype, numThreads, inputSize,
+//                          labelsGraph: run onnx/labels*.onnx (export --labels-out: upsample + argmax in the graph),
+//                          hysteresis: margin a pixel's new label must win by, in units of the frame's mean top-1 −
+//                          top-2 logit gap (labels graph only; 0: argmax), still: the most a pixel's colour may
+//                          change between frames (grey levels, any channel) for its last label to be held,
 //                          facesUrl?}  (facesUrl: static/faces.json; without it no face detector is loaded)
-//                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off')}
+//                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off'),
+//                          track?: {maxAgeMs, tiles, maxFaces, hold}}  (live frames: see `trackFaces`)
 //                  detect {id, rgba: ArrayBuffer, width, height}  (faces only, for callers that crop themselves)
 //   worker → page  progress {...transformers.js progress event}   status {phase}
 //                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs,
 //                         detector: {file, inputSize, loadMs} | {error}}
 //                  result {id, modelId, labels: ArrayBuffer, width, height, timings, boundaryPixels,
-//                          faces: [{box, score, keypoints, crop}], owner: ArrayBuffer|null, note: string|null}
+//                          faces: [{box, score, keypoints, crop}], found (faces seen before mode/cap),
+//                          owner: ArrayBuffer|null, note: string|null}
 //                  detections {id, faces, timings}
 //                  error {id?, stage, message}
 // One worker per model: the Parse view's main parser and live mode's parser (static/js/live.js) each own one.
@@ -20,7 +26,7 @@
 // One runtime, one wasm instance, no second copy of ORT to vendor or to keep in step.
 import { AutoModel, Tensor, env } from '../vendor/transformers.min.js';
 import {
-  anchors, cropBox, cropRgba, detectFaces, detectorOf, loadFacesSpec, paste, selectFaces,
+  anchors, cropBox, cropRgba, detectFaces, detectorOf, loadFacesSpec, paste, selectFaces, steadyCrops,
 } from './faces.js';
 import { INPUT_SIZE, logitsToLabels, toPixelValues } from './segment.js';
 
@@ -53,6 +59,7 @@ async function load(options) {
   const model = await AutoModel.from_pretrained(options.modelId, {
     device: options.device,
     dtype: options.dtype,
+    ...(options.labelsGraph ? { model_file_name: 'labels' } : {}),
     progress_callback: (event) => post('progress', event),
   });
   const t1 = performance.now();
@@ -60,9 +67,11 @@ async function load(options) {
   post('status', { phase: 'warming up' });
   const size = options.inputSize || INPUT_SIZE; // the export's preprocessor_config size
   const dummy = new Tensor('float32', new Float32Array(3 * size * size), [1, 3, size, size]);
-  await model({ pixel_values: dummy });
+  await model({ pixel_values: dummy, ...(options.labelsGraph ? labelsFeeds(null, size, size, 0) : {}) });
   const t2 = performance.now();
-  parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId };
+  parser = { model, device: options.device, dtype: options.dtype, size, modelId: options.modelId,
+    labelsGraph: Boolean(options.labelsGraph), hysteresis: options.hysteresis || 0, still: options.still ?? 16,
+    previous: null };
   if (options.facesUrl) {
     post('status', { phase: 'loading the face detector' });
     detector = await loadDetector(model, options.facesUrl, options.vendorUrl);
@@ -73,6 +82,15 @@ async function load(options) {
     detector: detector && (detector.error ? { error: detector.error }
       : { file: detectorOf(detector.spec).onnx, inputSize: detectorOf(detector.spec).input_size, loadMs: detector.loadMs }),
   });
+}
+
+/** The labels graph's extra inputs; `previous` (last frame's labels at this size) or null: plain argmax. */
+function labelsFeeds(previous, height, width, hysteresis) {
+  return {
+    output_size: new Tensor('int64', BigInt64Array.from([height, width].map(BigInt)), [2]),
+    previous_labels: new Tensor('uint8', previous || new Uint8Array(height * width), [1, height, width]),
+    hysteresis: new Tensor('float32', Float32Array.of(previous ? hysteresis : 0), [1]),
+  };
 }
 
 /** The face detector in the parser's ONNX Runtime; {error} (a line naming the set-up step) if it can't load. */
@@ -102,9 +120,13 @@ async function loadDetector(model, facesUrl, vendorUrl) {
   }
 }
 
-/** Faces in the image, ordered (face k+1 = faces[k]), with their crops: {faces, note, timings}. */
-async function findFaces(rgba, width, height, mode) {
-  const { spec, session, anchors: anchorList } = detector;
+/**
+ * Faces in the image, ordered (face k+1 = faces[k]), with their crops: {faces, note, timings}. `tiles` false:
+ * the whole-image letterbox only (one detector run: live frames, where a face is large); `maxFaces` caps.
+ */
+async function findFaces(rgba, width, height, mode, { tiles = true, maxFaces } = {}) {
+  const { session, anchors: anchorList } = detector;
+  const spec = tiles ? detector.spec : { ...detector.spec, smallFaces: 'whole' };
   const d = detectorOf(spec);
   let modelMs = 0;
   const run = async (pixels) => {
@@ -116,49 +138,117 @@ async function findFaces(rgba, width, height, mode) {
   };
   const t0 = performance.now();
   const found = await detectFaces(rgba, width, height, spec, run, anchorList);
-  const { faces, note } = selectFaces(found.faces, mode, spec.maxFaces);
+  const { faces, note } = selectFaces(found.faces, mode, maxFaces ?? spec.maxFaces);
   for (const face of faces) face.crop = cropBox(face.box, width, height, spec);
   // One stage for the page's table; the detector model's own share (all its runs) in `detector model`.
-  return { faces, note, timings: { detect: performance.now() - t0, 'detector model': modelMs } };
+  return { faces, note, found: found.faces.length,
+    timings: { detect: performance.now() - t0, 'detector model': modelMs } };
 }
 
-/** One parse of RGBA pixels at the parser's size, labels at width × height. */
-async function parsePixels(rgba, width, height) {
+/**
+ * One parse of RGBA pixels at the parser's size, labels at width × height. `previous`: the last frame's labels
+ * under these pixels (same size), for the labels graph's hysteresis; null: plain argmax.
+ */
+async function parsePixels(rgba, width, height, previous = null) {
   const { size } = parser;
   const t0 = performance.now();
   const pixels = toPixelValues(rgba, width, height, size);
   const t1 = performance.now();
-  const { logits } = await parser.model({ pixel_values: new Tensor('float32', pixels, [1, 3, size, size]) });
-  const t2 = performance.now();
-  const [, channels, h, w] = logits.dims;
-  const { labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width);
+  const input = new Tensor('float32', pixels, [1, 3, size, size]);
+  let labels, exact = null, t2;
+  if (parser.labelsGraph) { // the graph upsampled and took the argmax (in "model"); the worker only copies
+    const out = await parser.model({ pixel_values: input, ...labelsFeeds(previous, height, width, parser.hysteresis) });
+    t2 = performance.now();
+    labels = new Uint8Array(out.labels.data);
+  } else {
+    const { logits } = await parser.model({ pixel_values: input });
+    t2 = performance.now();
+    const [, channels, h, w] = logits.dims;
+    ({ labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width));
+  }
   const t3 = performance.now();
   return { labels, exact, timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 } };
 }
 
+const NO_PREVIOUS = 255; // export/labels_graph.py: a previous label that holds nothing
+
+/**
+ * Hysteresis keeps the last frame (labels and pixels) in FRAME coordinates, so it follows any crop: the previous
+ * labels for `rgba` (the frame, or a crop of it at `box`) are last frame's labels under it, except where the
+ * pixel's colour changed by more than `parser.still` in any channel (motion, a cut: NO_PREVIOUS, the plain
+ * argmax there), so an old label never lingers where the picture moved. Outside the frame: background. Null
+ * when the parser has no hysteresis or there is no last frame of this size.
+ */
+function previousUnder(rgba, width, height, box = null) {
+  const last = parser.previous;
+  if (!parser.labelsGraph || !parser.hysteresis || !last || last.width !== width || last.height !== height) {
+    return null;
+  }
+  const [x0, y0, x1, y1] = box || [0, 0, width, height], side = x1 - x0;
+  const out = new Uint8Array(side * (y1 - y0));
+  const still = parser.still;
+  for (let y = Math.max(0, y0); y < Math.min(height, y1); y++) {
+    for (let x = Math.max(0, x0); x < Math.min(width, x1); x++) {
+      const f = y * width + x, o = (y - y0) * side + (x - x0), p = 4 * f, q = 4 * o;
+      const moved = Math.abs(rgba[q] - last.rgba[p]) > still || Math.abs(rgba[q + 1] - last.rgba[p + 1]) > still
+        || Math.abs(rgba[q + 2] - last.rgba[p + 2]) > still;
+      out[o] = moved ? NO_PREVIOUS : last.labels[f];
+    }
+  }
+  return out;
+}
+
+/** Keep this frame's labels and pixels (the worker owns `rgba`) for the next frame's hysteresis. */
+function keepForHysteresis(labels, rgba, width, height) {
+  if (parser.labelsGraph && parser.hysteresis) parser.previous = { labels: labels.slice(), rgba, width, height };
+}
+
 const addTimings = (into, more) => { for (const [k, v] of Object.entries(more)) into[k] = (into[k] || 0) + v; };
 
-async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
+/**
+ * Live frames (`track` = {maxAgeMs, tiles, maxFaces, hold}): the detector runs again once its last run is
+ * `maxAgeMs` old; the frames between reuse its faces and crops (a crop is 2.4 × the face, so a face moving
+ * for that long stays inside it, and the parse of the current frame still follows it). A bound in time, not
+ * in frames: a slow machine detects on every frame rather than keep a crop from seconds ago. Crops are held
+ * through the detector's jitter (steadyCrops).
+ */
+async function trackFaces(pixels, width, height, mode, { maxAgeMs = 0, tiles = false, maxFaces, hold = 0 }) {
+  const last = parser.tracked;
+  if (last && last.width === width && last.height === height && performance.now() - last.at < maxAgeMs) {
+    return { ...structuredClone(last.seen), timings: {} };
+  }
+  const at = performance.now();
+  const seen = await findFaces(pixels, width, height, mode, { tiles, maxFaces });
+  const crops = steadyCrops(seen.faces.map((f) => f.crop), last?.width === width ? last.crops : null, hold);
+  seen.faces.forEach((face, k) => { face.crop = crops[k]; });
+  parser.tracked = { seen: structuredClone({ faces: seen.faces, note: seen.note, found: seen.found }), crops, at,
+    width, height };
+  return seen;
+}
+
+async function parse({ id, rgba, width, height, faces: mode = 'off', track = null }) {
   if (!parser) throw new Error('the parser is not loaded yet');
   const pixels = new Uint8Array(rgba);
   const timings = {};
-  let faces = [], note = null;
+  let faces = [], note = null, found = 0; // found: faces the detector saw (before the mode and the cap)
   if (mode !== 'off') {
     if (detector?.error) note = `${detector.error[0].toUpperCase()}${detector.error.slice(1)} — parsed the whole image.`;
     else if (!detector) note = 'No face detector was loaded — parsed the whole image.';
     else {
-      const found = await findFaces(pixels, width, height, mode);
-      ({ faces, note } = found);
-      addTimings(timings, found.timings);
+      const seen = track ? await trackFaces(pixels, width, height, mode, track)
+        : await findFaces(pixels, width, height, mode);
+      ({ faces, note, found } = seen);
+      addTimings(timings, seen.timings);
       if (!faces.length) note = 'No face found: parsed the whole image.';
     }
   }
   if (!faces.length) { // 'off', or no face: the whole image, as before faces
-    const whole = await parsePixels(pixels, width, height);
+    const whole = await parsePixels(pixels, width, height, previousUnder(pixels, width, height));
     addTimings(timings, whole.timings);
+    keepForHysteresis(whole.labels, pixels, width, height); // before its buffer is transferred
     post('result', {
       id, modelId: parser.modelId, labels: whole.labels.buffer, width, height, boundaryPixels: whole.exact,
-      timings, faces: [], owner: null, note,
+      timings, faces: [], found, owner: null, note,
     }, [whole.labels.buffer]);
     return;
   }
@@ -170,16 +260,17 @@ async function parse({ id, rgba, width, height, faces: mode = 'off' }) {
     let t = performance.now();
     const crop = cropRgba(pixels, width, height, box);
     addTimings(timings, { crop: performance.now() - t });
-    const one = await parsePixels(crop, side, side);
+    const one = await parsePixels(crop, side, side, previousUnder(crop, width, height, box));
     addTimings(timings, one.timings);
     exact += one.exact;
     t = performance.now();
     paste(labels, owner, width, height, one.labels, box, k + 1);
     addTimings(timings, { paste: performance.now() - t });
   }
+  keepForHysteresis(labels, pixels, width, height);
   post('result', {
     id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: exact, timings,
-    faces, owner: owner.buffer, note,
+    faces, found, owner: owner.buffer, note,
   }, [labels.buffer, owner.buffer]);
 }
 

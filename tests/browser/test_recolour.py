@@ -94,6 +94,58 @@ def test_recolour_changes_only_the_chosen_classes_visibly_and_keeps_lightness(tm
     assert 0 < weights[ring].max() < 1
 
 
+def run_recolour(tmp_path: Path, rgba: np.ndarray, labels: np.ndarray, ids: list[int], colour: str, radius: int,
+                 lift: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """recolour.js in Node on these pixels: (out RGBA, feather weights)."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed (scripts/setup.sh installs it with WITH_TEST=1)"
+    height, width = labels.shape
+    (tmp_path / "in.rgba").write_bytes(rgba.tobytes())
+    (tmp_path / "labels.u8").write_bytes(labels.tobytes())
+    subprocess.run([node, str(SCRIPT), str(tmp_path / "in.rgba"), str(tmp_path / "labels.u8"), str(width),
+                    str(height), ",".join(map(str, ids)), colour, "1", str(radius), str(tmp_path / "out.rgba"),
+                    str(tmp_path / "weights.f32"), lift], check=True, timeout=60)
+    return (np.fromfile(tmp_path / "out.rgba", np.uint8).reshape(height, width, 4),
+            np.fromfile(tmp_path / "weights.f32", np.float32).reshape(height, width))
+
+
+@pytest.mark.parametrize("colour", ["#e6c88c", "#f0e0c8", "#d8a0c0"])  # honey blonde, platinum, pastel pink
+def test_recolour_lifts_dark_hair_to_a_light_colour_keeping_its_texture(tmp_path: Path, colour: str) -> None:
+    from skimage.color import deltaE_cie76, rgb2lab
+
+    rng = np.random.default_rng(1)
+    height, width, radius = 120, 160, 3
+    yy, xx = np.mgrid[0:height, 0:width]
+    # Dark brown-black hair with strands: a stripe pattern plus noise in lightness (the texture to keep).
+    strands = 10 * np.sin(xx / 2.5 + yy / 9.0) + rng.normal(0, 5, (height, width))
+    hair_rgb = np.stack([38 + strands, 28 + strands, 22 + strands], axis=-1)
+    backdrop = np.stack([120 + 0.3 * xx, 140 + 0.2 * yy, 160 + 0 * xx], axis=-1) + rng.normal(0, 8, (height, width, 3))
+    labels = np.zeros((height, width), np.uint8)
+    labels[15:95, 25:135] = LABEL2ID["hair"]
+    rgb = np.where((labels == LABEL2ID["hair"])[..., None], hair_rgb, backdrop)
+    rgba = np.dstack([np.clip(rgb, 0, 255), np.full((height, width), 255)]).astype(np.uint8)
+
+    hair = groups_by_name()["hair"]
+    out, weights = run_recolour(tmp_path, rgba, labels, hair, colour, radius)
+    chosen = np.isin(labels, hair)
+    reach = dilate(chosen, radius)
+    assert np.array_equal(out[~reach], rgba[~reach]), "pixels outside the feathered region changed"
+
+    core = weights == 1
+    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+    mean_after = out[core][:, :3].astype(np.float64).mean(0)
+    delta = float(deltaE_cie76(rgb2lab(mean_after[None, None] / 255), rgb2lab(target[None, None] / 255))[0, 0])
+    assert delta < 10, f"mean colour ΔE {delta:.1f} from {colour}"
+    before_l, after_l = oklab(rgba[core][:, :3])[:, 0], oklab(out[core][:, :3])[:, 0]
+    assert after_l.mean() > before_l.mean() + 0.3, "the hair was not lifted"
+    ratio = after_l.std() / before_l.std()
+    assert 0.8 <= ratio <= 1.2, f"lightness variation ×{ratio:.2f}: texture not kept"
+    assert np.corrcoef(before_l, after_l)[0, 1] > 0.95, "the strands' pattern was lost"
+
+    # lift off: the old behaviour, lightness kept (a dark region stays dark).
+    kept, _ = run_recolour(tmp_path, rgba, labels, hair, colour, radius, lift="false")
+    assert np.abs(oklab(kept[core][:, :3])[:, 0] - before_l).mean() < 0.01
+
 
 @pytest.mark.browser
 def test_recolour_from_the_parse_view_on_a_photo(parse_page, samples) -> None:

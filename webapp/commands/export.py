@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="accept a model whose id2label is not the 19 CelebAMask-HQ labels in order")
     p.add_argument("--eval-data", default=None, metavar="DIR",
                    help="labelled faces (images/ + masks/): record mIoU/F1 per dtype in manifest.json")
+    p.add_argument("--labels-out", action="store_true",
+                   help="also write labels graphs (onnx/labels*.onnx: upsample + argmax in the graph, uint8 labels "
+                        "out) for live mode; use it for a --live-parser export")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -29,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from export.build import export_model
 
     export_model(args.model, args.out, revision=args.revision, dtypes=args.dtypes, force=args.force,
-                 labels_ok=args.labels_ok, eval_data=args.eval_data, progress=not args.quiet)
+                 labels_ok=args.labels_ok, eval_data=args.eval_data, labels_out=args.labels_out,
+                 progress=not args.quiet)
     return 0

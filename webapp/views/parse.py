@@ -15,6 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from face_studio.images import MAX_PIXELS, MAX_SIDE, load_image
+from face_studio.onnx_files import LABELS_FILES, current_labels_graphs
 from face_studio.preprocess import input_size, overlay
 from webapp.backend import backend_for
 from webapp.errors import user_errors
@@ -48,8 +49,8 @@ PARSE_FIELDS = {f.name: f for f in (
 PARSE_SUMMARY = ("Face parsing with ONNX Runtime: label map PNG (pixel = class id), overlay, summary "
                  "(the faces found, each parsed on its own crop, are in the summary).")
 LIVE_HOW_TO = ("Make a small live parser with `face-studio distil --teacher jonathandinu/face-parsing "
-               "--images YOUR_PHOTOS --student mit-b0 --size 256 --out student`, "
-               "`face-studio export --model student --out live`, "
+               "--images YOUR_PHOTOS --size 256 --out student`, "
+               "`face-studio export --model student --out live --labels-out`, "
                "then start the app with `face-studio serve --live-parser live`.")
 
 
@@ -59,11 +60,16 @@ def live_config(settings: ServeSettings) -> dict | None:
     dtypes = available_dtypes(live_dir) if live_dir is not None else []
     if not dtypes:
         return None
+    manifest = Path(live_dir) / "manifest.json"
+    current = current_labels_graphs(json.loads(manifest.read_text())) if manifest.is_file() else set()
     return {
         "modelRoot": f"{PARSER_PATH}/",
         "modelId": live_parser_model_id(Path(live_dir)),
         "dtypes": dtypes,
         "inputSize": input_size(live_dir),
+        # dtypes with a labels graph (export --labels-out) of this version's head: the worker runs it and only
+        # draws its uint8 labels (an older head is left alone: JS post-processing, no flicker filter).
+        "labelsGraph": [d for d in dtypes if (Path(live_dir) / LABELS_FILES[d]).is_file() and d in current],
     }
 
 
