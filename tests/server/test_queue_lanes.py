@@ -184,6 +184,9 @@ def _check_big_jobs_estimate(server) -> None:
     finally:
         for job in jobs:
             job.cancel()
+        backend = backend_for(server.settings)
+        for key in list(backend._cancel):  # the running one too: it stops at its first step, not after 150
+            backend.cancel(key)
         lock.release()
     for job in jobs:
         try:
