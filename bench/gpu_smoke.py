@@ -265,7 +265,7 @@ class Smoke:
         plain = service.generate(request)
         styled = service.generate(replace(request, loras=service.owner.catalog.choose("te_style")))
         adapters = service.owner.get().get_list_adapters()
-        diff = _max_diff(plain.images[0].path, styled.images[0].path)
+        diff = _max_diff(plain.images[0].image, styled.images[0].image)
         detail = f"adapters {dict(adapters)}; the LoRA changes the image by up to {diff} grey levels"
         assert "te_style" in adapters.get("text_encoder", []) and diff > 0, detail
         return detail
@@ -300,10 +300,10 @@ class Smoke:
         c2 = compiled.generate(req)
         batched = self.service("batched", max_batch=2)
         b = batched.run_batch([req, replace(req, seed=8)])[0]
-        d = {"eager twice": _max_diff(a1.images[0].path, a2.images[0].path),
-             "eager vs compile": _max_diff(a1.images[0].path, c1.images[0].path),
-             "compile before vs after a new size": _max_diff(c1.images[0].path, c2.images[0].path),
-             "batched vs single": _max_diff(a1.images[0].path, b.images[0].path)}
+        d = {"eager twice": _max_diff(a1.images[0].image, a2.images[0].image),
+             "eager vs compile": _max_diff(a1.images[0].image, c1.images[0].image),
+             "compile before vs after a new size": _max_diff(c1.images[0].image, c2.images[0].image),
+             "batched vs single": _max_diff(a1.images[0].image, b.images[0].image)}
         for k, v in d.items():
             self.timings.append((f"same seed, max grey-level diff: {k}", str(v)))
         detail = ", ".join(f"{k} {v}" for k, v in d.items()) + f" (backend {self.backend})"
@@ -428,12 +428,12 @@ def _face():
     return Image.new("RGB", (300, 400), (200, 150, 120))
 
 
-def _max_diff(a: Path, b: Path) -> int:
+def _max_diff(a, b) -> int:
+    """Largest per-channel difference of two images (PIL images, as the service returns them)."""
     import numpy as np
-    from PIL import Image
 
-    x = np.asarray(Image.open(a).convert("RGB")).astype(np.int16)
-    y = np.asarray(Image.open(b).convert("RGB")).astype(np.int16)
+    x = np.asarray(a.convert("RGB")).astype(np.int16)
+    y = np.asarray(b.convert("RGB")).astype(np.int16)
     return int(np.abs(x - y).max())
 
 

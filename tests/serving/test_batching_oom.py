@@ -32,7 +32,7 @@ def test_a_batch_that_runs_out_of_memory_is_retried_in_halves(settings_for, tmp_
     for request, result in zip(requests, outcomes, strict=True):
         assert result.images[0].seed == request.seed
         ref = alone.generate(request)
-        assert max_diff(ref.images[0].path, result.images[0].path) <= BATCH_PIXEL_TOLERANCE
+        assert max_diff(ref.images[0].image, result.images[0].image) <= BATCH_PIXEL_TOLERANCE
 
 
 def test_a_lone_request_does_not_wait_for_company():

@@ -36,4 +36,4 @@ def test_a_text_encoder_lora_loads_and_applies_in_both_memory_modes(settings_for
     assert lora_a.weight.dtype == service.owner.dtype  # in fp8 mode: moved to the compute dtype, values reloaded
     if memory_mode == "fp8":
         assert pipe.transformer.transformer_blocks[0].attn.to_q.base_layer.weight.dtype == torch.float8_e4m3fn
-    assert max_diff(plain.images[0].path, styled.images[0].path) > 0  # the LoRA changes the image
+    assert max_diff(plain.images[0].image, styled.images[0].image) > 0  # the LoRA changes the image

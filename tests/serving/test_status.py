@@ -9,6 +9,7 @@ import pytest
 from gradio_client import Client
 
 from tests.generation.conftest import start_server
+from webapp.backend import backend_for
 
 USER, PASSWORD = "operator", "a long test password"
 
@@ -33,8 +34,9 @@ def test_healthz_and_status_without_auth(server, tiny_sd3_dir):
                                                   api_name="/generate")
         after = http.get("/status").json()
     assert after["served"]["generate"] == 1 and after["loaded"]
-    # this process's pipelines (a test session may hold others): the first job loaded one more
-    assert after["front_end_pipelines"] == before["front_end_pipelines"] + 1
+    # this process's pipelines: the first job loaded this server's. A test session may hold others, which the
+    # garbage collector can drop at any moment, so "before + 1" is not exact here: this server's is counted.
+    assert backend_for(server.settings).service.owner.loaded and after["front_end_pipelines"] >= 1
     assert after["queues"]["gpu"] == {"waiting": 0, "running": 0}
     assert str(tiny_sd3_dir) not in str(after) and "/" not in str(after["served"])  # no paths
 
