@@ -202,28 +202,10 @@ class FoundFaces:
     note: str | None = None
 
 
-_DETECTORS: dict[tuple[str, ...], Any] = {}
-
-
-def _detector(providers: list[str]):
-    """The server's face detector (static/vendor/face-detector), on the parser's providers; one per process."""
-    from face_studio.faces.detector import FaceDetector
-    from face_studio.faces.spec import DETECTOR_FOLDER
-    from webapp.settings import STATIC_DIR
-
-    key = tuple(providers)
-    if key not in _DETECTORS:
-        _DETECTORS[key] = FaceDetector(STATIC_DIR / DETECTOR_FOLDER, providers=list(providers))
-    return _DETECTORS[key]
-
-
 def find_faces(parser_dir: str | Path, image: Image.Image) -> FoundFaces:
-    """Find and parse every face of ``image`` on this machine (``face_studio.faces``: detect, crop, parse each
-    crop with the exported parser, paste back), numbered by score as on the page."""
-    from face_studio.faces.parse import parse_faces as parse_each_face
-    from webapp.parsing import get_parser
+    """Find and parse every face of ``image`` on this machine, numbered by score as on the page: the server's one
+    face-aware parse (:func:`webapp.parsing.parse_image`, with its shared detector)."""
+    from webapp.parsing import get_parser, parse_image
 
-    parser = get_parser(parser_dir)
-    result = parse_each_face(image, _detector(parser.providers),
-                             lambda images: [r.labels for r in parser.parse_batch(images)], mode="auto")
+    result = parse_image(get_parser(parser_dir), image, "auto")
     return FoundFaces(result.labels, result.owner, result.note)
