@@ -43,22 +43,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from export.spec import Q8_OPS, Q8_OPS_LIVE  # noqa: E402
+
 FRAME_SIZE = (640, 480)
 B5_SIZE = 512
 
 
-def export_student(preset: str, size: int, dtypes: list[str], work: Path) -> Path:
-    """The ``preset`` student (random weights) exported at ``size`` px with labels graphs (kept in ``work``)."""
+def export_student(preset: str, size: int, dtypes: list[str], work: Path, q8_ops: str = Q8_OPS_LIVE) -> Path:
+    """The ``preset`` student (random weights) exported at ``size`` px with labels graphs and the ``q8_ops`` q8
+    recipe (kept in ``work``)."""
     import json
 
     from face_studio.onnx_files import current_labels_graphs
     from tests.conftest import build_tiny_parser
     from webapp.cli import main
 
-    out = work / f"{preset}-{size}-labels-export"
-    if (out / "manifest.json").is_file() and set(dtypes) <= current_labels_graphs(json.loads(
-            (out / "manifest.json").read_text())):
-        return out  # made before, with this version's labels head
+    out = work / (f"{preset}-{size}-labels-export" + ("" if q8_ops == Q8_OPS_LIVE else f"-q8-{q8_ops}"))
+    if (out / "manifest.json").is_file():
+        made = json.loads((out / "manifest.json").read_text())
+        if (set(dtypes) <= current_labels_graphs(made)
+                and made["dtypes"].get("q8", {}).get("q8_ops", "all") == q8_ops):
+            return out  # made before, with this version's labels head and q8 recipe
     source = work / f"{preset}-{size}-source"
     shutil.rmtree(source, ignore_errors=True)
     build_tiny_parser(source, preset=preset)
@@ -67,7 +72,7 @@ def export_student(preset: str, size: int, dtypes: list[str], work: Path) -> Pat
     (source / "preprocessor_config.json").write_text(json.dumps(pre))
     print(f"exporting {preset} at {size} px → {out}", file=sys.stderr)
     if main(["export", "--model", str(source), "--out", str(out), "--dtypes", ",".join(dtypes), "--labels-out",
-             "--quiet"]) != 0:
+             "--q8-ops", q8_ops, "--force", "--quiet"]) != 0:
         raise SystemExit(f"export of {preset} at {size} px failed")
     return out
 
@@ -79,16 +84,65 @@ def export_b5(work: Path) -> Path:
     return export_models(["mit-b5"], work)["mit-b5"]
 
 
-def native_times(export: Path, dtype: str, frames: int, threads: int) -> dict[str, float]:
-    """ONNX Runtime in Python on the same file: model and whole pipeline on the 640×480 astronaut, median."""
+def native_times(export: Path, dtype: str, frames: int, threads: int, labels_hw: tuple[int, int]) -> dict[str, float]:
+    """ONNX Runtime in Python on the same files: the logits graph (model) and the whole pipeline on the 640×480
+    astronaut, and the labels graph at ``labels_hw`` (the work the page's "model+post" stage does), median."""
+    import statistics
+    import time
+
+    import onnxruntime as ort
     from PIL import Image
     from skimage import data
 
     from bench._compare import native_times as timed
-    from face_studio.preprocess import input_size
+    from export.labels_graph import labels_feed
+    from face_studio.onnx_files import LABELS_FILES
+    from face_studio.preprocess import input_size, to_pixel_values
 
     image = Image.fromarray(data.astronaut()).resize(FRAME_SIZE, Image.BILINEAR)
-    return timed(export, dtype, image, frames, threads, size=input_size(export), log_level=3)
+    size = input_size(export)
+    out = timed(export, dtype, image, frames, threads, size=size, log_level=3)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = threads, 1, 3
+    if not (export / LABELS_FILES[dtype]).is_file():  # an export without --labels-out (B5 here)
+        return {**out, "labels": None}
+    session = ort.InferenceSession(str(export / LABELS_FILES[dtype]), options, providers=["CPUExecutionProvider"])
+    feed = labels_feed(to_pixel_values([image], size), *labels_hw)
+    times = []
+    for i in range(frames + 1):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        if i:
+            times.append((time.perf_counter() - t0) * 1000)
+    return {**out, "labels": statistics.median(times)}
+
+
+def busy_cores(seconds: float = 2.0) -> float:
+    """Cores busy over the next ``seconds`` (from /proc/stat; nan elsewhere): is the machine quiet?"""
+    import time
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return float("nan")
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0))
+
+
+def labels_size(export: Path, labels_max: int | None, faces: bool) -> tuple[int, int]:
+    """The labels' size the page asks the graph for: worker.js's ``labelsGrid`` of a face crop (its side is
+    ~2.4 × the face: here ~480 px, more than any input size) or of the 640×480 frame."""
+    from face_studio.preprocess import input_size
+
+    most = input_size(export) if labels_max is None else labels_max
+    width, height = (480, 480) if faces else FRAME_SIZE
+    scale = min(1.0, most / max(width, height)) if most else 1.0
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def live_js_hysteresis() -> float:
@@ -103,7 +157,8 @@ READ_TOTALS = "() => ({ now: performance.now(), ...document.querySelector('.fs-p
 
 
 def browser_times(browser, url: str, dtype: str, threads: int, warmup: int, seconds: float, min_frames: int,
-                  timeout_s: float, hysteresis: float = 0.0, faces: bool = True) -> dict:
+                  timeout_s: float, hysteresis: float = 0.0, faces: bool = True,
+                  labels_max: int | None = None) -> dict:
     """Run live mode for ``seconds`` (at least ``min_frames`` frames) after ``warmup`` frames; the loop's means."""
     from bench._compare import open_app_page
 
@@ -115,6 +170,8 @@ def browser_times(browser, url: str, dtype: str, threads: int, warmup: int, seco
         page.select_option("[data-role=dtype]", dtype)
         page.evaluate(f"document.querySelector('.fs-parse').view.live.options.numThreads = {threads}")
         page.evaluate(f"document.querySelector('.fs-parse').view.live.options.hysteresis = {hysteresis}")
+        page.evaluate("document.querySelector('.fs-parse').view.live.options.labelsMax = "
+                      f"{'null' if labels_max is None else labels_max}")
         page.evaluate(f"document.querySelector('[data-role=live-faces]').checked = {str(faces).lower()}")
         page.click("[data-role=camera]")
         timeout = timeout_s * 1000
@@ -159,6 +216,15 @@ def main() -> int:
                         help=f"live mode's flicker filter for the 'on' runs (default: live.js's {HYSTERESIS})")
     parser.add_argument("--faces", choices=["on", "off", "both"], default="on",
                         help="live mode's face crops (default on, as in the page)")
+    parser.add_argument("--labels-max", default="input",
+                        help="live labels' largest side, comma-separated: input (the parser's input size, live "
+                             "mode's default) or px; 0 = full size (the crop's or the frame's own pixels)")
+    parser.add_argument("--q8-ops", default=Q8_OPS_LIVE,
+                        help=f"q8 recipes to export and compare, comma-separated ({', '.join(Q8_OPS)}; "
+                             f"default {Q8_OPS_LIVE}, as export --labels-out)")
+    parser.add_argument("--clip", choices=["still", "moving"], default="still",
+                        help="the fake camera: the astronaut still with sensor noise (default), or a synthetic face "
+                             "moving across the frame and back (the detector then runs on the frames it moved)")
     parser.add_argument("--noise", type=float, default=3.0, help="fake camera sensor noise, grey levels (σ)")
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring window per run, after the warm-up")
     parser.add_argument("--native-frames", type=int, default=10, help="native runs per file (median)")
@@ -168,7 +234,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from bench._compare import print_table
-    from tests.browser.fake_camera import astronaut_y4m, camera_args
+    from tests.browser.fake_camera import astronaut_y4m, camera_args, moving_face_y4m
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
     from webapp.server import run_in_thread
     from webapp.settings import ServeSettings
@@ -176,14 +242,19 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     dtypes = args.dtypes.split(",")
     threads = [int(t) for t in args.threads.split(",")]
-    runs = [(f"{args.student} {s} px", export_student(args.student, int(s), sorted(set(["fp32", *dtypes])), args.work),
-             dtypes) for s in args.sizes.split(",") if s]
+    runs = [(f"{args.student} {s} px" + ("" if ops == Q8_OPS_LIVE else f" (q8 {ops})"),
+             export_student(args.student, int(s), sorted(set(["fp32", *dtypes])), args.work, ops), dtypes)
+            for s in args.sizes.split(",") if s for ops in args.q8_ops.split(",")]
+    limits = [None if v.strip() == "input" else int(v) for v in args.labels_max.split(",")]
     if args.b5:
         runs.append((f"B5 {B5_SIZE} px", export_b5(args.work), ["q8"]))
-    y4m = astronaut_y4m(args.work / f"astronaut-640x480-noise{args.noise:g}.y4m", FRAME_SIZE, frames=30,
-                        noise=args.noise)
+    if args.clip == "still":
+        y4m = astronaut_y4m(args.work / f"astronaut-640x480-noise{args.noise:g}.y4m", FRAME_SIZE, frames=30,
+                            noise=args.noise)
+    else:
+        y4m, _squares = moving_face_y4m(args.work / "moving-face-640x480.y4m", FRAME_SIZE)
     face_modes = {"on": [True], "off": [False], "both": [True, False]}[args.faces]
-    load_before = os.getloadavg()
+    busy_before = busy_cores()
 
     rows = []
     with sync_playwright() as playwright:
@@ -195,40 +266,46 @@ def main() -> int:
             with run_in_thread(settings) as server:
                 for dtype in run_dtypes:
                     for n in threads:
-                        native = native_times(export, dtype, 3 if big else args.native_frames, n)
                         for faces in face_modes:
-                            for hysteresis in (0.0, args.hysteresis):
-                                print(f"{name} {dtype} {n} thread(s), faces {'on' if faces else 'off'}, "
-                                      f"hysteresis {hysteresis:g}…", file=sys.stderr)
-                                web = browser_times(browser, server.url, dtype, n, warmup=1 if big else 5,
-                                                    seconds=args.seconds, min_frames=2 if big else 10,
-                                                    timeout_s=600 if big else 180, hysteresis=hysteresis,
-                                                    faces=faces)
-                                rows.append((name, dtype, n, hysteresis, faces, web, native))
-                                print(f"readout: {web['readout']}")
+                            for labels_max in limits:
+                                hw = labels_size(export, labels_max, faces)
+                                native = native_times(export, dtype, 3 if big else args.native_frames, n, hw)
+                                for hysteresis in (0.0, args.hysteresis):
+                                    print(f"{name} {dtype} {n} thread(s), faces {'on' if faces else 'off'}, labels "
+                                          f"{hw[1]}×{hw[0]}, hysteresis {hysteresis:g}…", file=sys.stderr)
+                                    web = browser_times(browser, server.url, dtype, n, warmup=1 if big else 5,
+                                                        seconds=args.seconds, min_frames=2 if big else 10,
+                                                        timeout_s=600 if big else 180, hysteresis=hysteresis,
+                                                        faces=faces, labels_max=labels_max)
+                                    rows.append((name, dtype, n, hysteresis, faces, hw, web, native))
+                                    print(f"readout: {web['readout']}")
         browser.close()
     load_after = os.getloadavg()
 
-    import onnxruntime
+    import onnxruntime  # noqa: F401 (its version, below)
 
+    quiet = busy_before < 0.25
     print(f"\nLive mode, headless Chromium {version} (WASM SIMD, cross-origin isolated), fake camera 640×480 "
-          f"(astronaut, still, noise σ {args.noise:g}), labels graphs, vs ONNX Runtime {onnxruntime.__version__} "
-          "CPU in Python · "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, SHARED with other jobs "
-          f"(load average {load_before[0]:.1f} before, {load_after[0]:.1f} after): absolute numbers are "
-          "pessimistic; rerun on a quiet machine.\n")
-    table = [[name, dtype, str(web["info"]["numThreads"]), face_cell(faces, web), f"{hysteresis:g}",
-              f"{web['fps']:.1f}", f"{web['ms']:.0f}",
+          + (f"(astronaut, still, noise σ {args.noise:g})" if args.clip == "still" else
+             "(a synthetic face moving across and back, 300 px/s)")
+          + f", labels graphs, vs ONNX Runtime {onnxruntime.__version__} CPU in Python · "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          + (f"quiet ({busy_before:.2f} cores busy just before the run)" if quiet else
+             f"SHARED with other jobs ({busy_before:.2f} cores busy just before the run, load average "
+             f"{load_after[0]:.1f} after): absolute numbers are pessimistic; rerun on a quiet machine") + ".\n")
+    table = [[name, dtype, str(web["info"]["numThreads"]), face_cell(faces, web), f"{hw[1]}×{hw[0]}",
+              f"{hysteresis:g}", f"{web['fps']:.1f}", f"{web['ms']:.0f}",
               f"{web['preprocess']:.0f} / {web['model']:.0f} / {web['postprocess']:.0f}",
               f"{web['detect']:.1f} ({web['detector model']:.1f}) / {web['crop'] + web['paste']:.1f} "
               f"({100 * (web['detect'] + web['crop'] + web['paste']) / web['ms']:.0f} %)",
-              f"{native['model']:.0f} ms", f"{native['pipeline']:.0f} ms", f"{web['model'] / native['model']:.1f}×",
+              f"{native['model']:.0f} ms", f"{native['labels']:.0f} ms" if native["labels"] else "—",
+              f"{web['model'] / (native['labels'] or native['model']):.1f}×",
               f"{100 * web['flicker']:.2f} %"]
-             for name, dtype, _n, hysteresis, faces, web, native in rows]
-    print_table(["model", "dtype", "threads", "face crop", "hysteresis", "FPS", "ms a frame",
+             for name, dtype, _n, hysteresis, faces, hw, web, native in rows]
+    print_table(["model", "dtype", "threads", "face crop", "labels made at", "hysteresis", "FPS", "ms a frame",
                  "worker pre / model+post / copy (ms)", "detect (its model) / crop+paste (ms, % of frame)",
-                 "native model", "native pipeline", "browser ÷ native (model)", "flicker"], table,
-                right={2, 4, 5, 6, 9, 10, 11, 12}, script="bench/live.py")
+                 "native model (logits)", "native model+post (labels graph)", "browser ÷ native (model+post)",
+                 "flicker"], table, right={2, 5, 6, 7, 10, 11, 12, 13}, script="bench/live.py")
     return 0
 
 

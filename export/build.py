@@ -22,7 +22,16 @@ from tqdm.auto import tqdm
 
 from export import manifest as manifest_io
 from export import onnx_build, source, validation
-from export.spec import DTYPE_FILES, DTYPES, FIDELITY, LABELS_FILES, MANIFEST_VERSION
+from export.spec import (
+    DTYPE_FILES,
+    DTYPES,
+    FIDELITY,
+    LABELS_FILES,
+    MANIFEST_VERSION,
+    Q8_OPS,
+    Q8_OPS_DEFAULT,
+    Q8_OPS_LIVE,
+)
 from face_studio import __version__
 from face_studio.errors import UserError
 from face_studio.labels import write_labels_json
@@ -52,18 +61,24 @@ def export_model(
     labels_ok: bool = False,
     eval_data: str | Path | None = None,
     labels_out: bool = False,
+    q8_ops: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Export a SegFormer face parser (hub id or folder) to ``out``; return ``out``.
 
     ``labels_out``: also write a labels graph per dtype (``onnx/labels*.onnx``: upsample + argmax in the graph,
     uint8 labels out; see ``export.labels_graph``) for live mode's worker.
+    ``q8_ops``: the q8 recipe (``export.spec.Q8_OPS``); None: ``matmul`` for a live export (``labels_out``),
+    else ``all``.
     Same source, revision and dtypes as the manifest already at ``out``: nothing to do unless ``force``.
     Everything is written to a sibling temp folder and renamed into place at the end, so a failure or
     an interrupt never leaves a half-written ``out``.
     """
     # 1. Check inputs (cheap checks before any download or model load).
     wanted = parse_dtypes(dtypes)
+    q8_ops = q8_ops or (Q8_OPS_LIVE if labels_out else Q8_OPS_DEFAULT)
+    if q8_ops not in Q8_OPS:
+        raise UserError(f"--q8-ops {q8_ops}: choose {' or '.join(Q8_OPS)}.")
     out = Path(out).expanduser().resolve()
     if eval_data is not None and not Path(eval_data).is_dir():
         raise UserError(f"--eval-data {eval_data}: no such folder (it needs images/ and masks/).")
@@ -74,7 +89,7 @@ def export_model(
 
     # 2. Nothing to do when the same export is already there and every file still matches its sha256.
     existing = manifest_io.read(out)
-    if existing and not force and _same_export(existing, src, wanted, eval_data, labels_out):
+    if existing and not force and _same_export(existing, src, wanted, eval_data, labels_out, q8_ops):
         damaged = manifest_io.check_files(out, existing)
         if not damaged:
             _say(progress, f"{out} is already an export of {src.location} @ {src.revision}: nothing to do "
@@ -90,7 +105,7 @@ def export_model(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / "onnx").mkdir(parents=True)
-        record = _build(src, tmp, wanted, labels_ok, eval_data, progress, labels_out)
+        record = _build(src, tmp, wanted, labels_ok, eval_data, progress, labels_out, q8_ops)
         manifest_io.write(tmp, record)
         _swap_into_place(tmp, out)
     except BaseException:
@@ -101,7 +116,8 @@ def export_model(
 
 
 def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
-           eval_data: str | Path | None, progress: bool, labels_out: bool = False) -> dict:
+           eval_data: str | Path | None, progress: bool, labels_out: bool = False,
+           q8_ops: str = Q8_OPS_DEFAULT) -> dict:
     bar = tqdm(total=4 + len(wanted) + int(labels_out), desc="export", unit="stage", disable=not progress,
                file=sys.stderr)
 
@@ -127,7 +143,8 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
     bar.update()
     for dtype in wanted[1:]:
         bar.set_postfix_str(f"{dtype} graph")
-        onnx_build.BUILDERS[dtype](tmp / DTYPE_FILES["fp32"], tmp / DTYPE_FILES[dtype])
+        extra = {"ops": q8_ops} if dtype == "q8" else {}
+        onnx_build.BUILDERS[dtype](tmp / DTYPE_FILES["fp32"], tmp / DTYPE_FILES[dtype], **extra)
         bar.update()
 
     # 5. Fidelity of every dtype against PyTorch on the validation images, and CPU latency.
@@ -140,7 +157,7 @@ def _build(src: source.Source, tmp: Path, wanted: list[str], labels_ok: bool,
         session = validation.ort_session(tmp / DTYPE_FILES[dtype])
         stats = validation.fidelity(session, images, reference, size)
         stats["cpu_latency_ms"] = round(validation.latency_ms(session, size, FIDELITY.latency_runs), 2)
-        per_dtype[dtype] = {"file": DTYPE_FILES[dtype], **stats}
+        per_dtype[dtype] = {"file": DTYPE_FILES[dtype], **({"q8_ops": q8_ops} if dtype == "q8" else {}), **stats}
     fp32_err = per_dtype["fp32"]["max_abs_logit_diff"]
     if fp32_err > FIDELITY.fp32_max_abs:
         raise RuntimeError(f"the fp32 ONNX graph differs from PyTorch by {fp32_err:.2e} (limit "
@@ -198,9 +215,12 @@ def _labels_graphs(tmp: Path, wanted: list[str], images, size: int) -> dict:
     return record
 
 
-def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_data, labels_out: bool = False) -> bool:
+def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_data, labels_out: bool = False,
+                 q8_ops: str = Q8_OPS_DEFAULT) -> bool:
     prev = existing.get("source", {})
+    old_q8 = existing.get("dtypes", {}).get("q8", {}).get("q8_ops", Q8_OPS_DEFAULT)  # older exports: all
     return (prev.get("model") == src.location and prev.get("revision") == src.revision
+            and ("q8" not in wanted or old_q8 == q8_ops)
             and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation"))
             and (not labels_out or set(wanted) <= current_labels_graphs(existing)))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from export.spec import DYNAMIC_AXES, INPUT_NAME, OPSET, OUTPUT_NAME, SLIM
+from export.spec import DYNAMIC_AXES, INPUT_NAME, OPSET, OUTPUT_NAME, Q8_OPS, SLIM
 
 TRACE_EXTRA_WIDTH = 32  # one SegFormer stride: the example stays a valid input at any size train accepts
 
@@ -60,8 +60,9 @@ def make_fp16(src: Path, dst: Path) -> Path:
     return dst
 
 
-def make_q8(src: Path, dst: Path) -> Path:
-    """Dynamic quantization with uint8 weights after ORT's pre-processing.
+def make_q8(src: Path, dst: Path, ops: str = "all") -> Path:
+    """Dynamic quantization with uint8 weights after ORT's pre-processing; ``ops``: a recipe of
+    ``export.spec.Q8_OPS`` (which op types are quantized).
 
     uint8, not int8: onnxruntime-web has no kernel for int8 Conv weights (ConvInteger s8).
     """
@@ -71,7 +72,8 @@ def make_q8(src: Path, dst: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         prepped = Path(tmp) / "prepped.onnx"
         quant_pre_process(str(src), str(prepped), skip_symbolic_shape=False)
-        quantize_dynamic(str(prepped), str(dst), weight_type=QuantType.QUInt8)
+        quantize_dynamic(str(prepped), str(dst), weight_type=QuantType.QUInt8,
+                         op_types_to_quantize=list(Q8_OPS[ops]) if Q8_OPS[ops] else None)
     return dst
 
 

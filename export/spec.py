@@ -23,6 +23,14 @@ DYNAMIC_AXES = {
 # graph was slower (1529 ms) and may hold CPU-only fused ops that onnxruntime-web lacks, so we don't.
 SLIM = True
 DEFAULT_SOURCE = "jonathandinu/face-parsing"
+# q8 recipes (`export --q8-ops`): the op types whose weights become uint8 (dynamic quantization).
+#   all     every MatMul and Conv: the smallest file (MiT-B5 83 MB vs 323 MB fp32), the photo parser's default.
+#   matmul  MatMuls only; Convs (patch embeddings, attention reductions, Mix-FFN depthwise) stay fp32: ORT Web's
+#           ConvInteger path (quantize the input, integer conv, cast back) cost more in WASM than it saved. The
+#           live student mit-b0-d64 at 256 px runs 16 % faster in WASM (2 threads) for +2 MB (bench/live.py);
+#           MiT-B5's many reduction convs would grow it to 150 MB. The default for live exports (--labels-out).
+Q8_OPS = {"all": None, "matmul": ("MatMul",)}
+Q8_OPS_DEFAULT, Q8_OPS_LIVE = "all", "matmul"
 MANIFEST_VERSION = 1
 
 

@@ -143,12 +143,13 @@ export class BrowserParser {
 
   /**
    * Parse RGBA pixels (copied, the caller keeps its own). `faces`: 'auto' | 'largest' | 'off' (default: the
-   * whole image, as before faces); `track` (live frames): {maxAgeMs, tiles, maxFaces, hold}, see worker.js.
+   * whole image, as before faces); `track` (live frames): {maxAgeMs, motion, tiles, maxFaces, hold}, see worker.js;
+   * `labelsMax` (live frames): the model's labels at most this many px a side, scaled up (0: full size).
    * Resolves to {labels, width, height, timings, faces, found, owner, note}: `owner` is null without faces, else
    * a Uint8Array (0 = no face, k = face k).
    */
-  parse(rgba, width, height, { faces = 'off', track = null } = {}) {
-    return this.request('parse', rgba, { width, height, faces, track });
+  parse(rgba, width, height, { faces = 'off', track = null, labelsMax = 0 } = {}) {
+    return this.request('parse', rgba, { width, height, faces, track, labelsMax });
   }
 
   /** Only find the faces (ordered, with their crops): resolves to {faces, note, timings}. */

@@ -1,6 +1,6 @@
 // Live camera mode of the Parse view: the camera's video, each frame parsed in a worker (the live parser when
-// the server has one, else the main parser, with a note that says why that is slow), the last label map
-// drawn over the video at the display rate, a frame-rate readout, Stop and Snapshot. Nothing leaves the page:
+// the server has one, else the main parser, with a note that says why that is slow), each parsed frame shown
+// with its own label map over it, a frame-rate readout, Stop and Snapshot. Nothing leaves the page:
 // frames go to the worker as pixels, never to the server.
 //
 // Back-pressure: one frame in flight at most. When the worker answers, the next parse takes the newest frame;
@@ -29,15 +29,21 @@ const READOUT_EVERY_MS = 250;
 // moved, switches in the frame it appears (no lag, no ghost of an old label). Chosen with bench/flicker.py.
 export const HYSTERESIS = 0.3;
 export const HYSTERESIS_STILL = 16; // grey levels, any channel: ~4σ of two frames' sensor noise at σ 3
-// The face detector runs again once its last run is this old (the frames between reuse its crops). On every
-// frame it took 20 % of a frame's time (bench/live.py, full-range detector), over the issue's 15 % budget;
-// at 15 FPS this runs it on one frame in three (~7 %), while a slow machine still detects on every frame, so a
-// crop is never older than this (a face moving a box-width a second moves 15 % of it; the crop has 70 % spare).
-export const CROP_MAX_AGE_MS = 150;
+// The face detector runs again when the picture moved since its last run — more than DETECT_MOTION of the
+// frame's pixels changed colour by more than HYSTERESIS_STILL grey levels (camera noise at σ 3 changes 0.04 %)
+// — or once that run is CROP_MAX_AGE_MS old; the frames between reuse its faces and crops. On every frame the
+// detector took 13–20 % of a frame (bench/live.py), at the issue's 15 % budget on its own; a still face now
+// pays it once a second, and a moving face is found again on the frame it moved (the crop, 2.4 × the face,
+// has 70 % of the face to spare on each side, so the face is still inside it then).
+export const CROP_MAX_AGE_MS = 1000;
+export const DETECT_MOTION = 0.02;
 // Faces a live frame parses at most (each is one parser run; the highest-scoring first).
 export const LIVE_MAX_FACES = 2;
 // A face's crop is kept while the face moves or grows by at most this share of the crop's side.
 export const CROP_HOLD = 0.04;
+// Live labels are made at most at the parser's input size (a face crop: 256² rather than its ~450² frame
+// pixels) and scaled to the frame by nearest neighbour: the graph's upsample + argmax costs in WASM with its
+// output size (bench/live.py --labels-max). `labelsMax` option: null = the parser's input size, 0 = full size.
 
 const TEMPLATE = `
 <div class="fs-live" data-role="live-box" data-live-state="off" hidden>
@@ -53,6 +59,21 @@ const TEMPLATE = `
   </div>
 </div>`;
 
+/** Blend each labelled pixel of `rgba` (in place) toward its label's colour by `opacity`, as drawing the
+ *  translucent colour layer over the frame would; background (0) stays as it is. */
+export function blendLabels(rgba, labels, palette, opacity) {
+  const keep = 1 - opacity;
+  const mix = palette.map((c) => (c ? c.map((v) => v * opacity) : null));
+  for (let i = 0, p = 0; i < labels.length; i++, p += 4) {
+    const c = labels[i];
+    if (c === 0 || !mix[c]) continue;
+    const m = mix[c];
+    rgba[p] = rgba[p] * keep + m[0];
+    rgba[p + 1] = rgba[p + 1] * keep + m[1];
+    rgba[p + 2] = rgba[p + 2] * keep + m[2];
+  }
+}
+
 export class LiveMode {
   /**
    * `config`: the page config (its `live` part, if any, names the live parser). Callbacks:
@@ -63,9 +84,10 @@ export class LiveMode {
   constructor(container, config, hooks) {
     this.config = config;
     this.hooks = hooks;
-    // bench/live.py sets numThreads and hysteresis (0: off) before Start; `hold` and `cropMaxAgeMs` any time.
+    // bench/live.py sets numThreads and hysteresis (0: off) before Start; `hold`, `cropMaxAgeMs`, `detectMotion`
+    // (0: re-detect on age alone) and `labelsMax` any time.
     this.options = { numThreads: navigator.hardwareConcurrency || 1, hysteresis: HYSTERESIS, hold: CROP_HOLD,
-      cropMaxAgeMs: CROP_MAX_AGE_MS };
+      cropMaxAgeMs: CROP_MAX_AGE_MS, detectMotion: DETECT_MOTION, labelsMax: null };
     container.innerHTML = TEMPLATE;
     this.el = Object.fromEntries([...container.querySelectorAll('[data-role]')].map((e) => [e.dataset.role, e]));
     this.box = this.el['live-box'];
@@ -187,7 +209,8 @@ export class LiveMode {
       this.grabContext = this.grab.getContext('2d', { willReadFrequently: true });
     }
     this.grabContext.drawImage(this.video, 0, 0);
-    return { rgba: this.grabContext.getImageData(0, 0, width, height).data, width, height };
+    const image = this.grabContext.getImageData(0, 0, width, height);
+    return { image, rgba: image.data, width, height };
   }
 
   async parseLoop(session) {
@@ -219,16 +242,18 @@ export class LiveMode {
       if (this.recent.length > READOUT_WINDOW) this.recent.shift();
       this.countFlicker(this.lastResult, out);
       this.box.dataset.flicker = this.flicker().toFixed(5);
-      this.lastResult = { ...out, mask: null, facesMode: faceOptions.faces };
+      this.lastResult = { ...out, picture: frame.image, facesMode: faceOptions.faces };
       this.describe(this.lastResult);
     }
   }
 
-  /** The worker's face options for the next frame: face crops unless the box is off (or there's no detector). */
+  /** The worker's options for the next frame: face crops unless the box is off (or there's no detector), and
+   *  the labels' size. */
   faceOptions() {
-    if (!this.el['live-faces'].checked) return { faces: 'off' };
-    const { hold, cropMaxAgeMs: maxAgeMs } = this.options;
-    return { faces: 'auto', track: { maxAgeMs, tiles: false, maxFaces: LIVE_MAX_FACES, hold } };
+    const labelsMax = this.options.labelsMax ?? this.parser.info.inputSize;
+    if (!this.el['live-faces'].checked) return { faces: 'off', labelsMax };
+    const { hold, cropMaxAgeMs: maxAgeMs, detectMotion: motion } = this.options;
+    return { faces: 'auto', track: { maxAgeMs, motion, tiles: false, maxFaces: LIVE_MAX_FACES, hold }, labelsMax };
   }
 
   /** The last result on the box: faces, their boxes and crops, where the labelled pixels are. */
@@ -276,27 +301,32 @@ export class LiveMode {
     return { fps: span > 0 ? ((recent.length - 1) * 1000) / span : 0, ms };
   }
 
-  // 3. Display: the video at the display rate, the last label map over it ------------------------------
+  // 3. Display: each parsed frame with its own label map ---------------------------------------------
+  // The canvas shows the frame that was parsed, with its labels, once its parse is back: picture and overlay
+  // always match (no label map from an older frame over a newer picture), at the parse rate. Drawing the
+  // camera's video at its own rate instead (30 FPS: a 640×480 drawImage + the overlay each time) took a
+  // quarter of the parser's speed on a 2-core machine (bench/live.py: 15.0 vs 11.1 FPS without and with it).
+  // Until the first frame is parsed (the model loading) the canvas shows the video as it plays.
   drawLoop() {
     const ctx = this.canvas.getContext('2d', { willReadFrequently: true });
     let lastReadout = 0;
     let drawn = '';
     const draw = (now) => {
       if (!this.running) return;
-      const { videoWidth: width, videoHeight: height } = this.video;
-      // Redraw only when something changed (a new video frame, label map or setting): on a 2-core laptop
-      // every idle millisecond goes to the parser.
-      const key = [this.video.currentTime, width, height, this.totals.frames, this.hooks.opacity(),
-        this.hooks.recolour.stateKey()].join('|');
+      const result = this.lastResult;
+      const { width, height } = result || { width: this.video.videoWidth, height: this.video.videoHeight };
+      // Redraw only when something changed (a new parsed frame, a setting; before the first: a new video
+      // frame): on a 2-core laptop every idle millisecond goes to the parser.
+      const key = [result ? this.totals.frames : `video ${this.video.currentTime}`, width, height,
+        this.hooks.opacity(), this.hooks.recolour.stateKey()].join('|');
       if (width && height && key !== drawn) {
         drawn = key;
         if (this.canvas.width !== width || this.canvas.height !== height) {
           this.canvas.width = width;
           this.canvas.height = height;
         }
-        ctx.drawImage(this.video, 0, 0);
-        const result = this.lastResult;
-        if (result && result.width === width && result.height === height) this.paintLabels(ctx, result);
+        if (result) this.paintLabels(ctx, result);
+        else ctx.drawImage(this.video, 0, 0);
       }
       if (now - lastReadout > READOUT_EVERY_MS) {
         lastReadout = now;
@@ -307,33 +337,16 @@ export class LiveMode {
     this.raf = requestAnimationFrame(draw);
   }
 
+  /** The parsed frame with its labels: recoloured, or with the label colours blended over it, in one
+   *  putImageData (a buffer reused frame to frame: no canvas or image allocated per frame). */
   paintLabels(ctx, result) {
-    const { width, height, labels } = result;
-    if (this.hooks.recolour.active) {
-      const frame = ctx.getImageData(0, 0, width, height);
-      this.hooks.recolour.apply(frame.data, labels, width, height, frame.data);
-      ctx.putImageData(frame, 0, 0);
-      return;
-    }
-    const opacity = this.hooks.opacity();
-    if (!result.mask || result.mask.opacity !== opacity) result.mask = this.colourMask(labels, width, height, opacity);
-    ctx.drawImage(result.mask.canvas, 0, 0);
-  }
-
-  /** The label map as a translucent colour layer (background transparent), drawn over each video frame. */
-  colourMask(labels, width, height, opacity) {
-    const palette = this.hooks.labels().map((l) => l.color);
-    const image = new ImageData(width, height);
-    const alpha = Math.round(opacity * 255);
-    for (let i = 0, p = 0; i < labels.length; i++, p += 4) {
-      const c = labels[i];
-      if (c === 0 || !palette[c]) continue;
-      image.data[p] = palette[c][0]; image.data[p + 1] = palette[c][1]; image.data[p + 2] = palette[c][2];
-      image.data[p + 3] = alpha;
-    }
-    const canvas = new OffscreenCanvas(width, height);
-    canvas.getContext('2d').putImageData(image, 0, 0);
-    return { canvas, opacity };
+    const { width, height, labels, picture } = result;
+    if (this.painted?.width !== width || this.painted?.height !== height) this.painted = new ImageData(width, height);
+    const out = this.painted.data;
+    out.set(picture.data);
+    if (this.hooks.recolour.active) this.hooks.recolour.apply(picture.data, labels, width, height, out);
+    else blendLabels(out, labels, this.hooks.labels().map((l) => l.color), this.hooks.opacity());
+    ctx.putImageData(this.painted, 0, 0);
   }
 
   showRate() {

@@ -8,7 +8,9 @@
 //                          change between frames (grey levels, any channel) for its last label to be held,
 //                          facesUrl?}  (facesUrl: static/faces.json; without it no face detector is loaded)
 //                  parse  {id, rgba: ArrayBuffer, width, height, faces?: 'auto'|'largest'|'off' (default 'off'),
-//                          track?: {maxAgeMs, tiles, maxFaces, hold}}  (live frames: see `trackFaces`)
+//                          track?: {maxAgeMs, motion, tiles, maxFaces, hold}  (live frames: `trackFaces`),
+//                          labelsMax?: live frames: the model's labels at most this many px a side (see
+//                          `labelsGrid`), scaled to the frame by nearest neighbour; 0 or absent: full size}
 //                  detect {id, rgba: ArrayBuffer, width, height}  (faces only, for callers that crop themselves)
 //   worker → page  progress {...transformers.js progress event}   status {phase}
 //                  ready {modelId, inputSize, device, dtype, numThreads, isolated, loadMs, warmupMs,
@@ -146,10 +148,11 @@ async function findFaces(rgba, width, height, mode, { tiles = true, maxFaces } =
 }
 
 /**
- * One parse of RGBA pixels at the parser's size, labels at width × height. `previous`: the last frame's labels
- * under these pixels (same size), for the labels graph's hysteresis; null: plain argmax.
+ * One parse of RGBA pixels at the parser's size, labels at `outH` × `outW` (default: width × height).
+ * `previous`: the last frame's labels under these pixels at that size, for the labels graph's hysteresis;
+ * null: plain argmax.
  */
-async function parsePixels(rgba, width, height, previous = null) {
+async function parsePixels(rgba, width, height, previous = null, outH = height, outW = width) {
   const { size } = parser;
   const t0 = performance.now();
   const pixels = toPixelValues(rgba, width, height, size);
@@ -157,17 +160,53 @@ async function parsePixels(rgba, width, height, previous = null) {
   const input = new Tensor('float32', pixels, [1, 3, size, size]);
   let labels, exact = null, t2;
   if (parser.labelsGraph) { // the graph upsampled and took the argmax (in "model"); the worker only copies
-    const out = await parser.model({ pixel_values: input, ...labelsFeeds(previous, height, width, parser.hysteresis) });
+    const out = await parser.model({ pixel_values: input, ...labelsFeeds(previous, outH, outW, parser.hysteresis) });
     t2 = performance.now();
     labels = new Uint8Array(out.labels.data);
   } else {
     const { logits } = await parser.model({ pixel_values: input });
     t2 = performance.now();
     const [, channels, h, w] = logits.dims;
-    ({ labels, exact } = logitsToLabels(logits.data, channels, h, w, height, width));
+    ({ labels, exact } = logitsToLabels(logits.data, channels, h, w, outH, outW));
   }
   const t3 = performance.now();
   return { labels, exact, timings: { preprocess: t1 - t0, model: t2 - t1, postprocess: t3 - t2 } };
+}
+
+/**
+ * Live frames: the size the model's labels are made at for a `width` × `height` picture (a face crop or the
+ * whole frame) — the picture's own size, or when `labelsMax` is set and the picture is larger, the same shape
+ * with its longer side `labelsMax` (live mode: the parser's input size). The graph's upsample + argmax then
+ * works on at most `labelsMax`² pixels instead of a 480-px crop or the 640×480 frame (its cost in WASM grows
+ * with the output: bench/live.py), and the worker scales the labels to the picture by nearest neighbour
+ * (`scaleIndex`); the logits are 1/4 of the input, so at `labelsMax` = input size the map still has 4× the
+ * logits' resolution. {outH, outW}.
+ */
+function labelsGrid(width, height, labelsMax) {
+  const scale = labelsMax ? Math.min(1, labelsMax / Math.max(width, height)) : 1;
+  return { outH: Math.max(1, Math.round(height * scale)), outW: Math.max(1, Math.round(width * scale)) };
+}
+
+/** Nearest-neighbour map between `n` picture pixels and `m` label pixels (centres): picture i → label
+ *  floor((i + 0.5) m / n), and label j → picture floor((j + 0.5) n / m) (`m` ≤ `n`: each label's centre pixel
+ *  maps back to that label, so hysteresis and paste agree). */
+function scaleIndex(n, m) {
+  const toLabel = new Int32Array(n), toPicture = new Int32Array(m);
+  for (let i = 0; i < n; i++) toLabel[i] = Math.min(m - 1, Math.floor(((i + 0.5) * m) / n));
+  for (let j = 0; j < m; j++) toPicture[j] = Math.min(n - 1, Math.floor(((j + 0.5) * n) / m));
+  return { toLabel, toPicture };
+}
+
+/** `labels` (outH × outW) scaled by nearest neighbour to width × height. */
+function scaleLabels(labels, outH, outW, width, height) {
+  if (outH === height && outW === width) return labels;
+  const xs = scaleIndex(width, outW).toLabel, ys = scaleIndex(height, outH).toLabel;
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const src = ys[y] * outW, row = y * width;
+    for (let x = 0; x < width; x++) out[row + x] = labels[src + xs[x]];
+  }
+  return out;
 }
 
 const NO_PREVIOUS = 255; // export/labels_graph.py: a previous label that holds nothing
@@ -176,23 +215,30 @@ const NO_PREVIOUS = 255; // export/labels_graph.py: a previous label that holds 
  * Hysteresis keeps the last frame (labels and pixels) in FRAME coordinates, so it follows any crop: the previous
  * labels for `rgba` (the frame, or a crop of it at `box`) are last frame's labels under it, except where the
  * pixel's colour changed by more than `parser.still` in any channel (motion, a cut: NO_PREVIOUS, the plain
- * argmax there), so an old label never lingers where the picture moved. Outside the frame: background. Null
- * when the parser has no hysteresis or there is no last frame of this size.
+ * argmax there), so an old label never lingers where the picture moved. Outside the frame: background. Made at
+ * the labels' size `outH` × `outW` (each label pixel reads its centre picture pixel, `scaleIndex`). Null when
+ * the parser has no hysteresis or there is no last frame of this size.
  */
-function previousUnder(rgba, width, height, box = null) {
+function previousUnder(rgba, width, height, box = null, outH = null, outW = null) {
   const last = parser.previous;
   if (!parser.labelsGraph || !parser.hysteresis || !last || last.width !== width || last.height !== height) {
     return null;
   }
-  const [x0, y0, x1, y1] = box || [0, 0, width, height], side = x1 - x0;
-  const out = new Uint8Array(side * (y1 - y0));
+  const [x0, y0, x1, y1] = box || [0, 0, width, height], side = x1 - x0, tall = y1 - y0;
+  const oh = outH ?? tall, ow = outW ?? side;
+  const xs = scaleIndex(side, ow).toPicture, ys = scaleIndex(tall, oh).toPicture;
+  const out = new Uint8Array(oh * ow);
   const still = parser.still;
-  for (let y = Math.max(0, y0); y < Math.min(height, y1); y++) {
-    for (let x = Math.max(0, x0); x < Math.min(width, x1); x++) {
-      const f = y * width + x, o = (y - y0) * side + (x - x0), p = 4 * f, q = 4 * o;
+  for (let j = 0; j < oh; j++) {
+    const cy = ys[j], y = cy + y0;
+    if (y < 0 || y >= height) continue;
+    for (let i = 0; i < ow; i++) {
+      const cx = xs[i], x = cx + x0;
+      if (x < 0 || x >= width) continue;
+      const f = y * width + x, p = 4 * f, q = 4 * (cy * side + cx);
       const moved = Math.abs(rgba[q] - last.rgba[p]) > still || Math.abs(rgba[q + 1] - last.rgba[p + 1]) > still
         || Math.abs(rgba[q + 2] - last.rgba[p + 2]) > still;
-      out[o] = moved ? NO_PREVIOUS : last.labels[f];
+      out[j * ow + i] = moved ? NO_PREVIOUS : last.labels[f];
     }
   }
   return out;
@@ -206,15 +252,20 @@ function keepForHysteresis(labels, rgba, width, height) {
 const addTimings = (into, more) => { for (const [k, v] of Object.entries(more)) into[k] = (into[k] || 0) + v; };
 
 /**
- * Live frames (`track` = {maxAgeMs, tiles, maxFaces, hold}): the detector runs again once its last run is
- * `maxAgeMs` old; the frames between reuse its faces and crops (a crop is 2.4 × the face, so a face moving
- * for that long stays inside it, and the parse of the current frame still follows it). A bound in time, not
- * in frames: a slow machine detects on every frame rather than keep a crop from seconds ago. Crops are held
- * through the detector's jitter (steadyCrops).
+ * Live frames (`track` = {maxAgeMs, motion, tiles, maxFaces, hold}): the detector runs again when the picture
+ * changed since its last run — more than `motion` of the frame's pixels (a grid sample, `movedShare`) differ
+ * by more than `parser.still` grey levels from the frame it ran on — or once that run is `maxAgeMs` old; the
+ * frames between reuse its faces and crops (a crop is 2.4 × the face, so a face moving less than that stays
+ * inside it, and the parse of the current frame still follows it). A still face costs one detector run a
+ * `maxAgeMs`; a moving one is found again on the frame it moved (`motion` 0: the age alone decides). A bound
+ * in time, not in frames: a slow machine never keeps a crop from seconds ago. Crops are held through the
+ * detector's jitter (steadyCrops).
  */
-async function trackFaces(pixels, width, height, mode, { maxAgeMs = 0, tiles = false, maxFaces, hold = 0 }) {
+async function trackFaces(pixels, width, height, mode, { maxAgeMs = 0, motion = 0, tiles = false, maxFaces,
+  hold = 0 }) {
   const last = parser.tracked;
-  if (last && last.width === width && last.height === height && performance.now() - last.at < maxAgeMs) {
+  if (last && last.width === width && last.height === height && performance.now() - last.at < maxAgeMs
+      && !(motion && movedShare(pixels, last.pixels, width, height, parser.still) > motion)) {
     return { ...structuredClone(last.seen), timings: {} };
   }
   const at = performance.now();
@@ -222,11 +273,28 @@ async function trackFaces(pixels, width, height, mode, { maxAgeMs = 0, tiles = f
   const crops = steadyCrops(seen.faces.map((f) => f.crop), last?.width === width ? last.crops : null, hold);
   seen.faces.forEach((face, k) => { face.crop = crops[k]; });
   parser.tracked = { seen: structuredClone({ faces: seen.faces, note: seen.note, found: seen.found }), crops, at,
-    width, height };
+    width, height, pixels };
   return seen;
 }
 
-async function parse({ id, rgba, width, height, faces: mode = 'off', track = null }) {
+const MOTION_GRID = 64; // samples across the frame's longer side for `movedShare` (64 × 48 on 640 × 480)
+
+/** The share (0…1) of a grid of pixels whose colour differs between two RGBA frames by more than `still`
+ *  grey levels in any channel: how much of the picture moved. */
+function movedShare(a, b, width, height, still) {
+  const step = Math.max(1, Math.floor(Math.max(width, height) / MOTION_GRID));
+  let moved = 0, n = 0;
+  for (let y = step >> 1; y < height; y += step) {
+    for (let x = step >> 1; x < width; x += step, n++) {
+      const p = 4 * (y * width + x);
+      if (Math.abs(a[p] - b[p]) > still || Math.abs(a[p + 1] - b[p + 1]) > still
+          || Math.abs(a[p + 2] - b[p + 2]) > still) moved++;
+    }
+  }
+  return n ? moved / n : 0;
+}
+
+async function parse({ id, rgba, width, height, faces: mode = 'off', track = null, labelsMax = 0 }) {
   if (!parser) throw new Error('the parser is not loaded yet');
   const pixels = new Uint8Array(rgba);
   const timings = {};
@@ -243,13 +311,18 @@ async function parse({ id, rgba, width, height, faces: mode = 'off', track = nul
     }
   }
   if (!faces.length) { // 'off', or no face: the whole image, as before faces
-    const whole = await parsePixels(pixels, width, height, previousUnder(pixels, width, height));
+    const { outH, outW } = labelsGrid(width, height, labelsMax);
+    const whole = await parsePixels(pixels, width, height, previousUnder(pixels, width, height, null, outH, outW),
+      outH, outW);
     addTimings(timings, whole.timings);
-    keepForHysteresis(whole.labels, pixels, width, height); // before its buffer is transferred
+    let t = performance.now();
+    const labels = scaleLabels(whole.labels, outH, outW, width, height);
+    addTimings(timings, { paste: performance.now() - t });
+    keepForHysteresis(labels, pixels, width, height); // before its buffer is transferred
     post('result', {
-      id, modelId: parser.modelId, labels: whole.labels.buffer, width, height, boundaryPixels: whole.exact,
+      id, modelId: parser.modelId, labels: labels.buffer, width, height, boundaryPixels: whole.exact,
       timings, faces: [], found, owner: null, note,
-    }, [whole.labels.buffer]);
+    }, [labels.buffer]);
     return;
   }
   // Crop → parse → paste, face by face in face order (earlier faces keep the pixels they claimed).
@@ -260,11 +333,12 @@ async function parse({ id, rgba, width, height, faces: mode = 'off', track = nul
     let t = performance.now();
     const crop = cropRgba(pixels, width, height, box);
     addTimings(timings, { crop: performance.now() - t });
-    const one = await parsePixels(crop, side, side, previousUnder(crop, width, height, box));
+    const { outH, outW } = labelsGrid(side, side, labelsMax);
+    const one = await parsePixels(crop, side, side, previousUnder(crop, width, height, box, outH, outW), outH, outW);
     addTimings(timings, one.timings);
     exact += one.exact;
     t = performance.now();
-    paste(labels, owner, width, height, one.labels, box, k + 1);
+    paste(labels, owner, width, height, scaleLabels(one.labels, outH, outW, side, side), box, k + 1);
     addTimings(timings, { paste: performance.now() - t });
   }
   keepForHysteresis(labels, pixels, width, height);

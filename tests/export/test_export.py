@@ -115,7 +115,7 @@ def test_second_export_is_noop_and_force_rebuilds(tiny_parser_dir: Path, tmp_pat
 
 
 def test_failure_mid_export_leaves_nothing(tiny_parser_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    def broken_quantizer(src: Path, dst: Path) -> Path:
+    def broken_quantizer(src: Path, dst: Path, **_options) -> Path:
         dst.write_bytes(b"half a file")
         raise RuntimeError("disk full (injected)")
 

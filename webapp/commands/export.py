@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from export.spec import DEFAULT_SOURCE, DTYPES
+from export.spec import DEFAULT_SOURCE, DTYPES, Q8_OPS
 from webapp.settings import DEFAULT_PARSER_DIR
 
 HELP = "Export a SegFormer face parser (hub id or folder) to ONNX fp32/fp16/q8 in transformers.js layout."
@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels-out", action="store_true",
                    help="also write labels graphs (onnx/labels*.onnx: upsample + argmax in the graph, uint8 labels "
                         "out) for live mode; use it for a --live-parser export")
+    p.add_argument("--q8-ops", choices=list(Q8_OPS), default=None,
+                   help="what q8 quantizes: all (MatMuls and Convs: smallest file) or matmul (Convs stay fp32: "
+                        "faster in WASM for small live students). Default: matmul with --labels-out, else all")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -33,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
 
     export_model(args.model, args.out, revision=args.revision, dtypes=args.dtypes, force=args.force,
                  labels_ok=args.labels_ok, eval_data=args.eval_data, labels_out=args.labels_out,
-                 progress=not args.quiet)
+                 q8_ops=args.q8_ops, progress=not args.quiet)
     return 0
