@@ -76,6 +76,9 @@ def export_model(
     """
     # 1. Check inputs (cheap checks before any download or model load).
     wanted = parse_dtypes(dtypes)
+    # The recipe an existing export must have to count as this one: the one asked for, or a live export's;
+    # a plain re-export (neither) keeps whatever recipe is there.
+    must_match = q8_ops or (Q8_OPS_LIVE if labels_out else None)
     q8_ops = q8_ops or (Q8_OPS_LIVE if labels_out else Q8_OPS_DEFAULT)
     if q8_ops not in Q8_OPS:
         raise UserError(f"--q8-ops {q8_ops}: choose {' or '.join(Q8_OPS)}.")
@@ -89,7 +92,7 @@ def export_model(
 
     # 2. Nothing to do when the same export is already there and every file still matches its sha256.
     existing = manifest_io.read(out)
-    if existing and not force and _same_export(existing, src, wanted, eval_data, labels_out, q8_ops):
+    if existing and not force and _same_export(existing, src, wanted, eval_data, labels_out, must_match):
         damaged = manifest_io.check_files(out, existing)
         if not damaged:
             _say(progress, f"{out} is already an export of {src.location} @ {src.revision}: nothing to do "
@@ -216,11 +219,11 @@ def _labels_graphs(tmp: Path, wanted: list[str], images, size: int) -> dict:
 
 
 def _same_export(existing: dict, src: source.Source, wanted: list[str], eval_data, labels_out: bool = False,
-                 q8_ops: str = Q8_OPS_DEFAULT) -> bool:
+                 q8_ops: str | None = None) -> bool:
     prev = existing.get("source", {})
     old_q8 = existing.get("dtypes", {}).get("q8", {}).get("q8_ops", Q8_OPS_DEFAULT)  # older exports: all
     return (prev.get("model") == src.location and prev.get("revision") == src.revision
-            and ("q8" not in wanted or old_q8 == q8_ops)
+            and ("q8" not in wanted or q8_ops is None or old_q8 == q8_ops)
             and set(wanted) <= set(existing.get("dtypes", {})) and (eval_data is None or existing.get("evaluation"))
             and (not labels_out or set(wanted) <= current_labels_graphs(existing)))
 

@@ -55,6 +55,46 @@ def test_labels_out_writes_a_labels_graph_per_dtype_equal_to_the_post_processing
     assert current_labels_graphs(old) == set() and current_labels_graphs(manifest) == {"fp32", "q8"}
 
 
+def _has_op(path, op_type: str) -> bool:
+    import onnx
+
+    return any(node.op_type == op_type for node in onnx.load(str(path)).graph.node)
+
+
+def test_q8_recipe_live_exports_quantize_matmuls_only_and_a_changed_recipe_rebuilds(tiny_parser_dir,
+                                                                                     tmp_path) -> None:
+    """`--q8-ops`: a live export (--labels-out) keeps its convolutions fp32 in q8 (ORT Web's integer conv costs
+    more in WASM than it saves), a photo export quantizes them too; the manifest says which, and asking for the
+    other recipe rebuilds the export."""
+    from webapp.cli import main
+
+    live, photo = tmp_path / "live", tmp_path / "photo"
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(live), "--dtypes", "fp32,q8",
+                 "--labels-out", "--quiet"]) == 0
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(photo), "--dtypes", "fp32,q8",
+                 "--quiet"]) == 0
+    for out, recipe, int_conv in ((live, "matmul", False), (photo, "all", True)):
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["dtypes"]["q8"]["q8_ops"] == recipe
+        assert "fp32" not in manifest["dtypes"] or "q8_ops" not in manifest["dtypes"]["fp32"]
+        assert _has_op(out / "onnx/model_quantized.onnx", "ConvInteger") is int_conv
+        assert _has_op(out / "onnx/model_quantized.onnx", "MatMulInteger") or _has_op(
+            out / "onnx/model_quantized.onnx", "DynamicQuantizeMatMul") or _has_op(
+            out / "onnx/model_quantized.onnx", "MatMulIntegerToFloat")
+    assert _has_op(live / LABELS_FILES["q8"], "ConvInteger") is False
+
+    # A plain re-export keeps whatever recipe is there (nothing to do); naming the other recipe rebuilds.
+    created = json.loads((live / "manifest.json").read_text())["created"]
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(live), "--dtypes", "fp32,q8",
+                 "--quiet"]) == 0
+    assert json.loads((live / "manifest.json").read_text())["created"] == created
+    assert main(["export", "--model", str(tiny_parser_dir), "--out", str(photo), "--dtypes", "fp32,q8",
+                 "--q8-ops", "matmul", "--quiet"]) == 0
+    rebuilt = json.loads((photo / "manifest.json").read_text())
+    assert rebuilt["dtypes"]["q8"]["q8_ops"] == "matmul"
+    assert not _has_op(photo / "onnx/model_quantized.onnx", "ConvInteger")
+
+
 def test_an_export_without_labels_out_has_no_labels_graph(tiny_export_dir) -> None:
     manifest = json.loads((tiny_export_dir / "manifest.json").read_text())
     assert manifest["labels_graph"] is None
