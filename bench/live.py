@@ -88,7 +88,6 @@ def native_times(export: Path, dtype: str, frames: int, threads: int, labels_hw:
     """ONNX Runtime in Python on the same files: the logits graph (model) and the whole pipeline on the 640×480
     astronaut, and the labels graph at ``labels_hw`` (the work the page's "model+post" stage does), median."""
     import statistics
-    import time
 
     import onnxruntime as ort
     from PIL import Image
@@ -96,6 +95,7 @@ def native_times(export: Path, dtype: str, frames: int, threads: int, labels_hw:
 
     from bench._compare import native_times as timed
     from export.labels_graph import labels_feed
+    from export.validation import run_times_ms
     from face_studio.onnx_files import LABELS_FILES
     from face_studio.preprocess import input_size, to_pixel_values
 
@@ -107,13 +107,7 @@ def native_times(export: Path, dtype: str, frames: int, threads: int, labels_hw:
     if not (export / LABELS_FILES[dtype]).is_file():  # an export without --labels-out (B5 here)
         return {**out, "labels": None}
     session = ort.InferenceSession(str(export / LABELS_FILES[dtype]), options, providers=["CPUExecutionProvider"])
-    feed = labels_feed(to_pixel_values([image], size), *labels_hw)
-    times = []
-    for i in range(frames + 1):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        if i:
-            times.append((time.perf_counter() - t0) * 1000)
+    times = run_times_ms(session, labels_feed(to_pixel_values([image], size), *labels_hw), frames)
     return {**out, "labels": statistics.median(times)}
 
 

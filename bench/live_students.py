@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,16 +41,11 @@ def ort_ms(path: Path, size: int, threads: int, runs: int) -> tuple[float, float
     """(median, best) milliseconds of one size×size frame."""
     import numpy as np
 
-    from export.validation import ort_session
+    from export.validation import ort_session, run_times_ms
 
     session = ort_session(path, threads=threads)
     feed = {"pixel_values": np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)}
-    session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1000)
+    times = run_times_ms(session, feed, runs)
     return statistics.median(times), min(times)
 
 

@@ -68,14 +68,18 @@ def fidelity(session, images: list[Image.Image], reference: list[np.ndarray], si
     return {"max_abs_logit_diff": max_abs, "label_agreement_pct": 100.0 * same / total}
 
 
-def latency_ms(session, size: int = 512, runs: int = 5) -> float:
-    """Median milliseconds for one ``size``×``size`` frame after one warm-up run."""
-    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-    feed = {session.get_inputs()[0].name: x}
+def run_times_ms(session, feed: dict, runs: int) -> list[float]:
+    """Milliseconds of each of ``runs`` ``session.run`` calls on ``feed``, after one warm-up run."""
     session.run(None, feed)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         session.run(None, feed)
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def latency_ms(session, size: int = 512, runs: int = 5) -> float:
+    """Median milliseconds for one ``size``×``size`` frame after one warm-up run."""
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+    return statistics.median(run_times_ms(session, {session.get_inputs()[0].name: x}, runs))
